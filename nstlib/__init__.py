@@ -1,0 +1,32 @@
+"""nstlib: neural style transfer (Gatys, Ecker & Bethge), small enough to read in class.
+
+The pieces, one module per idea:
+
+* :mod:`nstlib.image` -- images as tensors [1, 3, H, W] in [0, 1]; :mod:`nstlib.examples` -- bundled images
+* :mod:`nstlib.vgg` -- the frozen VGG feature extractor with named layers; :mod:`nstlib.weights` -- its weights
+* :mod:`nstlib.losses` -- content loss, Gram matrices and style loss, total variation
+* :mod:`nstlib.engine` -- the optimizer loop; :mod:`nstlib.transfer` -- ``stylize`` and ``reconstruct``
+* :mod:`nstlib.plot` -- figures; :mod:`nstlib.cli` -- ``python -m nstlib``
+"""
+from .config import QUICK, default_device, default_size, offline, pick
+from .engine import Result, optimize
+from .errors import ImageError, LayerError, NSTError, WeightsError, WeightsUnavailableError
+from .examples import example, examples
+from .image import load_image, resize, save_image, to_pil
+from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .plot import notice, plot_history, show
+from .transfer import Objective, reconstruct, stylize
+from .vgg import VGGFeatures, layer_names
+from .weights import RandomWeightsWarning
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QUICK", "default_device", "default_size", "offline", "pick",
+    "Result", "optimize", "Objective", "stylize", "reconstruct",
+    "NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError",
+    "RandomWeightsWarning",
+    "example", "examples", "load_image", "resize", "save_image", "to_pil",
+    "content_loss", "gram_matrix", "style_loss", "tv_loss",
+    "show", "plot_history", "notice", "VGGFeatures", "layer_names",
+]

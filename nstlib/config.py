@@ -1,0 +1,68 @@
+"""Run-time settings read once from the environment, and device helpers.
+
+Environment variables (read when nstlib is imported, never written):
+
+* ``NSTLIB_QUICK=1`` -- quick mode: the course notebooks shrink image sizes and
+  step counts so the whole course runs in CI in minutes. Use :func:`pick`.
+* ``NSTLIB_OFFLINE=1`` -- when the pretrained VGG weights cannot be had, fall back
+  to seeded random weights (with a loud warning) instead of raising.
+* ``NSTLIB_WEIGHTS=/path/to/vgg19.pth`` -- a local weight file to use for ``weights="imagenet"``.
+"""
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+import torch
+
+__all__ = ["QUICK", "offline", "pick", "default_device", "default_size", "resolve_device"]
+
+T = TypeVar("T")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+#: Quick mode (``NSTLIB_QUICK=1``): small images and few steps, for CI and slow machines.
+QUICK: bool = _flag("NSTLIB_QUICK")
+
+
+def offline() -> bool:
+    """True when ``NSTLIB_OFFLINE=1``: missing pretrained weights fall back to random ones.
+
+    Read at call time (not cached), so a script or a test may set it before building a model.
+    """
+    return _flag("NSTLIB_OFFLINE")
+
+
+def pick(normal: T, quick: T) -> T:
+    """Return ``quick`` in quick mode (``NSTLIB_QUICK=1``), else ``normal``.
+
+    The one place the course decides between real-quality and CI-sized settings::
+
+        size = nstlib.pick(512, quick=64)
+    """
+    return quick if QUICK else normal
+
+
+def default_device() -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> :func:`default_device`; a string or device -> ``torch.device``."""
+    return default_device() if device is None else torch.device(device)
+
+
+def default_size(device: str | torch.device | None = None) -> int:
+    """Default longest image side: 512 on CUDA or MPS, 256 on the CPU (64 in quick mode)."""
+    if QUICK:
+        return 64
+    return 256 if resolve_device(device).type == "cpu" else 512

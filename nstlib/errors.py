@@ -1,0 +1,32 @@
+"""The errors nstlib raises on purpose.
+
+Every error the library raises deliberately is an :class:`NSTError`, so a notebook
+or a script can catch them all with one ``except nstlib.NSTError``. Each message
+names the input that caused it and says what to do about it.
+"""
+from __future__ import annotations
+
+__all__ = ["NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError"]
+
+
+class NSTError(Exception):
+    """Base class of every error nstlib raises on purpose."""
+
+
+class ImageError(NSTError, ValueError):
+    """An image could not be read, decoded or used (names the input and the fix)."""
+
+
+class WeightsError(NSTError):
+    """A weight file is corrupt, unsafe or for another architecture (names the file)."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Pretrained weights are not on this machine and could not be downloaded."""
+
+
+class LayerError(NSTError, KeyError):
+    """An unknown VGG layer name was requested (the message lists the closest valid names)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
+        return str(self.args[0]) if self.args else ""

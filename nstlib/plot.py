@@ -1,0 +1,108 @@
+"""Figures for the course: image grids, loss curves, and the random-weights notice."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["show", "plot_history", "notice"]
+
+
+def _as_array(img: Any) -> np.ndarray:
+    """A tensor [1|3, H, W] / [1, 3, H, W], PIL image or array -> (H, W, 3) or (H, W) float array."""
+    if isinstance(img, torch.Tensor):
+        t = img.detach().float().cpu()
+        if t.dim() == 4:
+            t = t[0]
+        if t.dim() == 3:
+            t = t.permute(1, 2, 0)
+            if t.shape[2] == 1:
+                t = t[..., 0]
+        return t.clamp(0, 1).numpy()
+    return np.asarray(img)
+
+
+def show(*imgs: Any, titles: Sequence[str] | None = None, ncols: int | None = None,
+         size: float = 3.5, cmap: str | None = None):
+    """Show images side by side in a matplotlib grid and return the figure.
+
+    Args:
+        imgs: tensors ([1, 3, H, W], [3, H, W], [H, W]), PIL images or arrays (also one list of them).
+        titles: one title per image.
+        ncols: images per row (default: all in one row, at most 4).
+    """
+    import matplotlib.pyplot as plt
+    if len(imgs) == 1 and isinstance(imgs[0], (list, tuple)):
+        imgs = tuple(imgs[0])
+    n = len(imgs)
+    if n == 0:
+        raise ValueError("show() needs at least one image")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"show(): {n} images but {len(titles)} titles")
+    ncols = ncols or min(n, 4)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            arr = _as_array(imgs[i])
+            ax.imshow(arr, cmap=cmap or ("gray" if arr.ndim == 2 else None))
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(results: Mapping[str, Any] | Any, x: str = "step", keys: Sequence[str] = ("total",),
+                 ax=None, logy: bool = True):
+    """Plot loss curves of one :class:`Result` or a ``{label: Result}`` dict.
+
+    Args:
+        x: ``"step"`` or ``"seconds"`` (wall time).
+        keys: which losses: any of ``total``, ``content``, ``style``, ``tv``.
+    """
+    import matplotlib.pyplot as plt
+    if x not in ("step", "seconds"):
+        raise ValueError(f"x must be 'step' or 'seconds', got {x!r}")
+    if not isinstance(results, Mapping):
+        results = {"": results}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for label, res in results.items():
+        hist = res.history if hasattr(res, "history") else res
+        for key in keys:
+            name = " ".join(p for p in (label, key if len(keys) > 1 or not label else "") if p)
+            ax.plot([h[x] for h in hist], [h[key] for h in hist], label=name or key)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step (objective evaluations)" if x == "step" else "wall time (s)")
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def notice(extractor: Any) -> bool:
+    """Display a loud banner in a notebook (or print one) if ``extractor`` has random weights.
+
+    Returns:
+        True if the banner was shown (the weights are random).
+    """
+    if getattr(extractor, "pretrained", True):
+        return False
+    text = ("RANDOM WEIGHTS - the pretrained VGG weights are not available here "
+            f"({extractor.weights_source}). Every image below shows the algorithm running on an "
+            "untrained network: it is NOT a style-transfer result. See README, 'Offline use'.")
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+        if get_ipython() is not None:
+            display(HTML('<div style="border:3px solid #c00;background:#fee;color:#900;padding:8px;'
+                         f'font-weight:bold;font-size:1.1em">&#9888; {text}</div>'))
+            return True
+    except ImportError:
+        pass
+    print("!" * 72 + "\n" + text + "\n" + "!" * 72)
+    return True

@@ -1,0 +1,200 @@
+"""Style transfer (Gatys, Ecker & Bethge) and the paper's Figure 1 reconstructions.
+
+.. math:: \\mathcal{L} = \\alpha\\,\\mathcal{L}_{content} + \\beta\\,\\mathcal{L}_{style}
+          + \\gamma\\,\\mathcal{L}_{tv}
+
+minimized over the pixels of the image. Defaults and their sources: ``docs/defaults.md``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence, Union
+
+import torch
+
+from .config import QUICK, default_size, resolve_device
+from .engine import OPTIMIZERS, Callback, Result, optimize
+from .image import ImageSource, load_image, resize
+from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .vgg import VGGFeatures, check_layers, warn_if_random
+from .weights import WeightsSpec
+
+__all__ = ["stylize", "reconstruct", "Objective", "default_steps", "CONTENT_LAYERS", "STYLE_LAYERS",
+           "INITS", "format_name"]
+
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+INITS = ("content", "noise", "style")
+Init = Union[str, torch.Tensor]
+
+
+def default_steps(optimizer: str) -> int:
+    """300 for L-BFGS (PyTorch tutorial), 500 for Adam (d2l); 20 in quick mode."""
+    if QUICK:
+        return 20
+    return 300 if optimizer == "lbfgs" else 500
+
+
+class Objective:
+    """``alpha * content + beta * style + gamma * tv`` with its targets computed once.
+
+    Calling it on an image [1, 3, H, W] in [0, 1] returns scalar tensors
+    ``{"total", "content", "style", "tv"}`` (the last three unweighted).
+    """
+
+    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None, style: torch.Tensor | None,
+                 content_layers: Sequence[str], style_layers: Sequence[str],
+                 content_weight: float, style_weight: float, tv_weight: float,
+                 style_layer_weights: Mapping[str, float] | None = None) -> None:
+        self.ext = extractor
+        self.weights = (float(content_weight), float(style_weight), float(tv_weight))
+        self.content_layers = list(content_layers) if content is not None and content_weight else []
+        self.style_layers = list(style_layers) if style is not None and style_weight else []
+        self.style_layer_weights = dict(style_layer_weights or {})
+        with torch.no_grad():
+            self.content_targets = (extractor(content, self.content_layers) if self.content_layers else {})
+            feats = extractor(style, self.style_layers) if self.style_layers else {}
+            self.style_grams = {name: gram_matrix(f) for name, f in feats.items()}
+        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+
+    def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        alpha, beta, gamma = self.weights
+        feats = self.ext(img, self.layers) if self.layers else {}
+        zero = img.new_zeros(())
+        c = sum((content_loss(feats[n], t) for n, t in self.content_targets.items()), zero)
+        s = style_loss(feats, self.style_grams, self.style_layer_weights) if self.style_grams else zero
+        tv = tv_loss(img) if gamma else zero
+        return {"total": alpha * c + beta * s + gamma * tv, "content": c, "style": s, "tv": tv}
+
+
+def _check_weight(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _label(src: object, fallback: str) -> str:
+    return Path(str(src)).stem if isinstance(src, (str, Path)) else fallback
+
+
+def format_name(content: str, style: str | None, optimizer: str, alpha: float, beta: float,
+                gamma: float, size: int, ext: str = ".jpg") -> str:
+    """``tower_bridge+starry_night_lbfgs_cw1_sw1e4_tv10_s256.jpg``: a file name encoding the run."""
+    def num(v: float) -> str:
+        if v == 0:
+            return "0"
+        if 0.01 <= abs(v) < 1000:
+            return f"{v:g}"
+        mant, exp = f"{v:e}".split("e")
+        return f"{float(mant):g}e{int(exp)}"
+    pair = content + (f"+{style}" if style else "")
+    return f"{pair}_{optimizer}_cw{num(alpha)}_sw{num(beta)}_tv{num(gamma)}_s{size}{ext}"
+
+
+def _init_image(init: Init, content: torch.Tensor, style: torch.Tensor | None, seed: int) -> torch.Tensor:
+    h, w = content.shape[-2:]
+    if isinstance(init, torch.Tensor):
+        return resize(load_image(init, device=content.device), (h, w))
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(1, 3, h, w, generator=g).to(content.device)
+    if init == "style" and style is not None:
+        return resize(style, (h, w))
+    raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)} or pass an image tensor")
+
+
+def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: float = 1.0,
+            style_weight: float = 1e4, tv_weight: float = 10.0,
+            content_layers: Iterable[str] = CONTENT_LAYERS, style_layers: Iterable[str] = STYLE_LAYERS,
+            style_layer_weights: Mapping[str, float] | None = None, optimizer: str = "lbfgs",
+            steps: int | None = None, lr: float | None = None, init: Init = "content",
+            arch: str = "vgg19", pooling: str = "max", weights: WeightsSpec = "imagenet",
+            extractor: VGGFeatures | None = None, size: int | tuple[int, int] | None = None,
+            seed: int = 0, callback: Callback | None = None, every: int | None = None,
+            device: str | torch.device | None = None) -> Result:
+    """Paint ``content`` in the style of ``style`` by optimizing the pixels.
+
+    Args:
+        content, style: images (path, URL, example name, PIL, array or tensor; see
+            :func:`nstlib.load_image`). The style is resized so that its longest side equals the
+            content's; the two need not share a shape.
+        content_weight, style_weight, tv_weight: alpha, beta and gamma (>= 0).
+        content_layers, style_layers: VGG taps (paper: relu4_2; relu1_1 ... relu5_1).
+        style_layer_weights: ``{layer: w_l}`` for the style sum (default 1 each).
+        optimizer: ``"lbfgs"`` or ``"adam"``; ``steps`` counts objective evaluations (default
+            :func:`default_steps`); ``lr`` defaults to 1.0 (L-BFGS) or 0.068 (Adam).
+        init: ``"content"``, ``"noise"`` (uniform, seeded), ``"style"`` or an image tensor.
+        extractor: a built :class:`VGGFeatures` to reuse (then arch/pooling/weights are ignored).
+        size: longest side of the result, or (H, W); default 512 on GPU, 256 on CPU.
+        seed: seeds the noise init; the same seed and inputs on CPU give the identical image.
+        callback: ``callback(step, image, losses)`` every ``every`` steps (default steps // 10);
+            returning False stops the run. Ctrl-C also stops it; the best image so far is kept.
+
+    Returns:
+        A :class:`Result` (``.image`` [1, 3, H, W] in [0, 1], ``.history``, ``.snapshots``, ``.save()``).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if isinstance(init, str) and init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)} or pass an image tensor")
+    alpha = _check_weight("content_weight", content_weight)
+    beta = _check_weight("style_weight", style_weight)
+    gamma = _check_weight("tv_weight", tv_weight)
+    steps = default_steps(optimizer) if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    content_layers, style_layers = list(content_layers), list(style_layers)
+    dev = extractor.device if extractor is not None else resolve_device(device)
+    size = default_size(dev) if size is None else size
+    if extractor is None:
+        extractor = VGGFeatures(arch, content_layers + style_layers, pooling=pooling,
+                                weights=weights, device=dev)
+    check_layers(content_layers + style_layers, extractor.arch)
+    warn_if_random(extractor)
+
+    content_img = load_image(content, size=size, device=dev)
+    style_img = None
+    if style is not None:
+        style_img = load_image(style, size=max(content_img.shape[-2:]), device=dev)
+    objective = Objective(extractor, content_img, style_img, content_layers, style_layers,
+                          alpha, beta, gamma, style_layer_weights)
+    x0 = _init_image(init, content_img, style_img, seed)
+    every = every or max(1, steps // 10)
+    result = optimize(x0, objective, optimizer=optimizer, steps=steps, lr=lr, callback=callback,
+                      every=every)
+    side = max(content_img.shape[-2:])
+    result.params = dict(content_weight=alpha, style_weight=beta, tv_weight=gamma, optimizer=optimizer,
+                         steps=steps, init=init if isinstance(init, str) else "image", size=side,
+                         seed=seed, content_layers=content_layers, style_layers=style_layers,
+                         arch=extractor.arch, pooling=extractor.pooling,
+                         weights=extractor.weights_source)
+    result.name = format_name(_label(content, "content"), _label(style, "style") if style is not None
+                              else None, optimizer, alpha, beta, gamma, side)
+    return result
+
+
+def reconstruct(target: ImageSource, layers: Iterable[str], kind: str = "content", *,
+                steps: int | None = None, optimizer: str = "lbfgs", lr: float | None = None,
+                style_layer_weights: Mapping[str, float] | None = None, init: Init = "noise",
+                **kwargs) -> Result:
+    """The paper's Figure 1: synthesize an image from noise that matches only ``target``'s
+    content features (``kind="content"``) or only its Gram matrices (``kind="style"``, texture
+    synthesis) at ``layers``. Other keyword arguments go to :func:`stylize` (size, seed,
+    extractor, weights, pooling, arch, callback, every, device); no TV term is used.
+    """
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    if kind == "content":
+        return stylize(target, None, content_weight=1.0, style_weight=0.0, tv_weight=0.0,
+                       content_layers=layers, style_layers=(), steps=steps, optimizer=optimizer,
+                       lr=lr, init=init, **kwargs)
+    if kind == "style":
+        return stylize(target, target, content_weight=0.0, style_weight=1.0, tv_weight=0.0,
+                       content_layers=(), style_layers=layers, style_layer_weights=style_layer_weights,
+                       steps=steps, optimizer=optimizer, lr=lr, init=init, **kwargs)
+    raise ValueError(f"unknown kind {kind!r}; choose 'content' or 'style'")

@@ -1,0 +1,200 @@
+"""The VGG feature extractor: named layers, max or average pooling, frozen, cut at the deepest tap.
+
+Layer names follow the paper: ``conv{b}_{i}`` (the convolution's output, *before* the ReLU),
+``relu{b}_{i}`` (after it) and ``pool{b}``. The paper's "conv4_2" was, in Caffe, the output of an
+in-place ReLU, so it is ``relu4_2`` here.
+"""
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections import OrderedDict
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .config import resolve_device
+from .errors import ImageError, LayerError
+from .weights import BLOCKS, RandomWeightsWarning, WeightsSpec, resolve_state_dict
+
+__all__ = ["VGGFeatures", "layer_names", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+ARCHS = tuple(BLOCKS)
+POOLINGS = ("max", "avg")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_WIDTHS = (64, 128, 256, 512, 512)
+DEFAULT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
+
+
+def layer_names(arch: str = "vgg19") -> list[str]:
+    """Every tap of ``arch`` in network order; position ``i`` is ``torchvision vgg.features[i]``."""
+    _check_choice("arch", arch, ARCHS)
+    names = []
+    for b, n in enumerate(BLOCKS[arch], start=1):
+        for i in range(1, n + 1):
+            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+        names.append(f"pool{b}")
+    return names
+
+
+def _check_choice(what: str, value: object, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(map(repr, choices))}")
+
+
+def check_layers(layers: Iterable[str], arch: str) -> list[str]:
+    """Validate layer names against ``arch``; unknown ones raise :class:`LayerError`."""
+    valid = layer_names(arch)
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    for name in layers:
+        if name not in valid:
+            close = difflib.get_close_matches(str(name), valid, n=4, cutoff=0.4)
+            raise LayerError(f"unknown {arch} layer {name!r}; closest valid names: "
+                             f"{', '.join(close) if close else ', '.join(valid[:4])} "
+                             f"(all names: nstlib.layer_names({arch!r}))")
+    if not layers:
+        raise LayerError("no layers requested; name at least one, e.g. 'relu4_2'")
+    return layers
+
+
+def _build(arch: str, pooling: str) -> "OrderedDict[str, nn.Module]":
+    mods: OrderedDict[str, nn.Module] = OrderedDict()
+    c_in = 3
+    for b, (n, width) in enumerate(zip(BLOCKS[arch], _WIDTHS), start=1):
+        for i in range(1, n + 1):
+            mods[f"conv{b}_{i}"] = nn.Conv2d(c_in, width, kernel_size=3, padding=1)
+            mods[f"relu{b}_{i}"] = nn.ReLU(inplace=False)  # out of place: conv taps stay pre-activation
+            c_in = width
+        mods[f"pool{b}"] = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+    return mods
+
+
+def _calibration_images(seed: int, n: int = 4, size: int = 96) -> torch.Tensor:
+    """Seeded image-like inputs in [0, 1]: noise with equal energy per octave (a 1/f spectrum), [n, 3, s, s]."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    img = torch.zeros(n, 3, size, size)
+    for s in (3, 6, 12, 24, 48, size):
+        noise = torch.randn(n, 3, s, s, generator=g)  # equal energy per octave, as in photos
+        img += nn.functional.interpolate(noise, size=(size, size), mode="bilinear", align_corners=False)
+    lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
+    return (img - lo) / (hi - lo)
+
+
+@torch.no_grad()
+def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
+    """Seeded He-normal init, then the paper's normalization: every channel's mean ReLU
+    activation over the calibration images and positions is scaled to 1, layer by layer
+    (a ReLU network is positively homogeneous, so this only rescales)."""
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = (_calibration_images(seed) - mean) / std
+    for name, m in mods.items():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_out) ** 0.5)
+            m.bias.zero_()
+            act = torch.relu(m(x)).mean(dim=(0, 2, 3))
+            scale = torch.where(act > 1e-8, 1.0 / act.clamp_min(1e-8), torch.ones_like(act))
+            m.weight.mul_(scale.view(-1, 1, 1, 1))
+            m.bias.mul_(scale)
+        x = nn.functional.max_pool2d(x, 2) if name.startswith("pool") else m(x)
+
+
+class VGGFeatures(nn.Module):
+    """A frozen VGG cut after its deepest requested layer; ``ext(img)`` -> ``{name: features}``.
+
+    Args:
+        arch: ``"vgg19"`` or ``"vgg16"``.
+        layers: the taps to return, e.g. ``["relu4_2", "relu1_1"]`` (see :func:`layer_names`).
+        pooling: ``"max"`` (VGG's own) or ``"avg"`` (the paper's choice for synthesis).
+        weights: ``"imagenet"`` (torchvision's IMAGENET1K_V1, or ``$NSTLIB_WEIGHTS``), a path to a
+            torchvision-format state dict (whole model or ``features.*`` only), a state dict, or
+            ``None``/``"random"`` for seeded random weights rescaled to the pretrained regime.
+        device: where the network runs (default: :func:`nstlib.default_device`).
+        seed: the seed of random weights (ignored for pretrained ones).
+
+    Input: [B, 3, H, W] in [0, 1]; ImageNet mean/std normalization happens inside.
+    Output: ``{name: Tensor[B, C_l, H_l, W_l]}`` for the requested layers.
+    """
+
+    def __init__(self, arch: str = "vgg19", layers: Iterable[str] = DEFAULT_LAYERS,
+                 pooling: str = "max", weights: WeightsSpec = "imagenet",
+                 device: str | torch.device | None = None, seed: int = 0) -> None:
+        super().__init__()
+        _check_choice("arch", arch, ARCHS)
+        _check_choice("pooling", pooling, POOLINGS)
+        self.arch, self.pooling, self.seed = arch, pooling, seed
+        self.layer_names: list[str] = layer_names(arch)
+        self.layers: list[str] = check_layers(layers, arch)
+        state, self.weights_source = resolve_state_dict(arch, weights)
+        self.pretrained: bool = state is not None
+        mods = _build(arch, pooling)
+        if state is None:
+            _random_init(mods, seed)
+            self.weights_source = (f"random (seed {seed}"
+                                   + (", offline fallback)" if self.weights_source != "random" else ")"))
+        else:
+            for i, m in enumerate(mods.values()):  # position i is torchvision's features[i]
+                if isinstance(m, nn.Conv2d):
+                    m.weight.data.copy_(state[f"{i}.weight"])
+                    m.bias.data.copy_(state[f"{i}.bias"])
+        depth = max(self.layer_names.index(n) for n in self.layers) + 1
+        self.body = nn.Sequential(OrderedDict(list(mods.items())[:depth]))
+        self.n_pools = sum(1 for n in list(mods)[:depth] if n.startswith("pool"))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+        self.to(resolve_device(device))
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        """Always stays in eval mode (the extractor is frozen)."""
+        return super().train(False)
+
+    def min_size(self) -> int:
+        """Smallest image side the taps accept: each pooling before the deepest tap halves it."""
+        return 2 ** self.n_pools
+
+    def forward(self, img: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Features of ``img`` ([B, 3, H, W] in [0, 1]) at ``layers`` (default: ``self.layers``)."""
+        want = set(self.layers if layers is None else check_layers(layers, self.arch))
+        unknown = want - set(self.body._modules)
+        if unknown:
+            raise LayerError(f"layer(s) {sorted(unknown)} are deeper than this extractor, which "
+                             f"stops at {self.layers_in_body[-1]}; build it with those layers")
+        if img.dim() != 4 or img.shape[1] != 3:
+            raise ImageError(f"the extractor takes images of shape [B, 3, H, W], got {tuple(img.shape)}")
+        if min(img.shape[-2:]) < self.min_size():
+            raise ImageError(f"image of size {tuple(img.shape[-2:])} is too small for layer(s) "
+                             f"{sorted(want)}: the {self.n_pools} pooling(s) before them need at least "
+                             f"{self.min_size()} px on each side; use a larger size")
+        x = (img - self.mean) / self.std
+        out: dict[str, torch.Tensor] = {}
+        for name, module in self.body.named_children():
+            x = module(x)
+            if name in want:
+                out[name] = x
+                if len(out) == len(want):
+                    break
+        return out
+
+    @property
+    def layers_in_body(self) -> list[str]:
+        return list(self.body._modules)
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}, pooling={self.pooling}, layers={self.layers}, weights={self.weights_source}"
+
+
+def warn_if_random(ext: VGGFeatures) -> None:
+    """Warn (once per call site) that results from a random-weights extractor are not meaningful."""
+    if not ext.pretrained:
+        warnings.warn(f"the VGG network has {ext.weights_source} weights: this image shows the "
+                      "algorithm running, not a real style transfer", RandomWeightsWarning, stacklevel=3)

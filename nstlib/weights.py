@@ -1,0 +1,163 @@
+"""Where the VGG weights come from: torchvision's ImageNet download, a local file, or seeded random.
+
+Every file is read with ``torch.load(..., weights_only=True)``: a weight file can carry
+tensors, never code. Downloads go through ``torch.hub`` exactly as torchvision does it
+(same URL, same cache folder, same SHA-256 prefix check), so a file fetched once by
+torchvision is found here, and the other way round.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Mapping, Union
+
+import torch
+
+from .config import offline
+from .errors import WeightsError, WeightsUnavailableError
+
+__all__ = ["WeightsSpec", "RandomWeightsWarning", "resolve_state_dict", "imagenet_url",
+           "cache_path", "conv_indices"]
+
+WeightsSpec = Union[str, Path, Mapping[str, torch.Tensor], None]
+
+#: Convolutions per block (VGG paper, configurations D and E).
+BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+
+class RandomWeightsWarning(UserWarning):
+    """The network has random weights: its images show the algorithm running, not style transfer."""
+
+
+def conv_indices(arch: str) -> list[int]:
+    """Indices of the convolutions in torchvision's ``vgg.features`` (ReLU after each, pools between)."""
+    idx, i = [], 0
+    for n in BLOCKS[arch]:
+        for _ in range(n):
+            idx.append(i)
+            i += 2
+        i += 1
+    return idx
+
+
+def imagenet_url(arch: str) -> str:
+    """The URL torchvision downloads ``VGG19_Weights.IMAGENET1K_V1`` (or VGG16's) from."""
+    from torchvision.models import VGG16_Weights, VGG19_Weights
+    enum = {"vgg19": VGG19_Weights, "vgg16": VGG16_Weights}[arch]
+    return enum.IMAGENET1K_V1.url
+
+
+def cache_path(arch: str) -> Path:
+    """Where torchvision caches the ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    url = imagenet_url(arch)
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def _fetch_help(arch: str) -> str:
+    url, dest = imagenet_url(arch), cache_path(arch)
+    return (f"On a machine with internet, download {url} and copy it to {dest} (or anywhere, "
+            f"then set NSTLIB_WEIGHTS=/path/to/{os.path.basename(url)} or pass weights='/path/to/file'). "
+            "To run anyway with random weights (images not meaningful), set NSTLIB_OFFLINE=1.")
+
+
+def resolve_state_dict(arch: str, weights: WeightsSpec) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """Turn a ``weights=`` argument into a ``features`` state dict (keys ``"0.weight"``, ...).
+
+    Returns:
+        ``(state, source)``: ``state`` is None for random weights; ``source`` describes where
+        the weights came from (shown to the user).
+
+    Raises:
+        WeightsError: a file is missing, corrupt, carries code, or belongs to another arch.
+        WeightsUnavailableError: ``"imagenet"`` cannot be had and ``NSTLIB_OFFLINE`` is not set.
+    """
+    if weights is None or (isinstance(weights, str) and weights == "random"):
+        return None, "random"
+    if isinstance(weights, Mapping):
+        return _features_only(dict(weights), arch, "the given state dict"), "state dict"
+    if isinstance(weights, str) and weights == "imagenet":
+        env = os.environ.get("NSTLIB_WEIGHTS")
+        if env:
+            path = Path(env).expanduser()
+            if not path.is_file():
+                raise WeightsError(f"NSTLIB_WEIGHTS names {str(path)!r}, which is not a file; "
+                                   "fix the path or unset the variable")
+            return load_file(path, arch), f"file {path} (NSTLIB_WEIGHTS)"
+        return _imagenet(arch)
+    if isinstance(weights, (str, Path)):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights={str(weights)!r} is neither 'imagenet', 'random' nor an "
+                               "existing file; pass a path to a .pth state dict")
+        return load_file(path, arch), f"file {path}"
+    raise WeightsError(f"weights={weights!r} is not understood; use 'imagenet', 'random', None, "
+                       "a file path or a state dict")
+
+
+def _imagenet(arch: str) -> tuple[dict[str, torch.Tensor] | None, str]:
+    dest = cache_path(arch)
+    if not dest.is_file():
+        url = imagenet_url(arch)
+        hash_prefix = re.search(r"-([a-f0-9]*)\.", os.path.basename(url))
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(dest),
+                                           hash_prefix.group(1) if hash_prefix else None,
+                                           progress=True)
+        except Exception as e:  # URLError, timeouts, SSL, a hash mismatch (RuntimeError)
+            if offline():
+                warnings.warn(
+                    f"\n{'!' * 72}\n  NSTLIB_OFFLINE=1: the pretrained {arch.upper()} weights are not "
+                    f"available ({type(e).__name__}),\n  so nstlib uses SEEDED RANDOM weights. "
+                    "The code runs the real algorithm,\n  but the images it makes are NOT "
+                    f"meaningful style transfers.\n{'!' * 72}", RandomWeightsWarning, stacklevel=4)
+                return None, "offline fallback"
+            raise WeightsUnavailableError(
+                f"could not download the pretrained {arch} weights ({type(e).__name__}: {e}). "
+                + _fetch_help(arch)) from None
+    try:
+        return load_file(dest, arch), f"imagenet ({dest})"
+    except WeightsError as e:
+        raise WeightsError(f"{e}. The cached download may be partial or damaged: delete {dest} "
+                           "and run again to re-download it") from None
+
+
+def load_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    """Read a torchvision-format VGG state dict safely (``weights_only=True``) and check it."""
+    name = str(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(f"refusing to load {name!r}: it contains Python objects or code, not just "
+                           f"tensors ({str(e).splitlines()[0][:120]}). Use a plain state dict saved with "
+                           "torch.save(model.state_dict(), path)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        raise WeightsError(f"weight file {name!r} is corrupt or not a PyTorch file "
+                           f"({type(e).__name__}: {str(e)[:120]}); re-download it") from None
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"weight file {name!r} does not hold a state dict of tensors; save one "
+                           "with torch.save(model.state_dict(), path)")
+    return _features_only(dict(obj), arch, f"weight file {name!r}")
+
+
+def _features_only(state: dict[str, torch.Tensor], arch: str, name: str) -> dict[str, torch.Tensor]:
+    """Keep the ``features.*`` part (whole-model or features-only files) and check it fits ``arch``."""
+    if any(k.startswith("features.") for k in state):
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    expected = {f"{i}.{p}" for i in conv_indices(arch) for p in ("weight", "bias")}
+    found = {k for k in state if k.endswith((".weight", ".bias"))}
+    for other, blocks in BLOCKS.items():
+        if other != arch and found == {f"{i}.{p}" for i in conv_indices(other) for p in ("weight", "bias")}:
+            raise WeightsError(f"{name} holds {other} weights ({sum(blocks)} conv layers) but "
+                               f"arch={arch!r} was asked for; pass arch={other!r} or a {arch} file")
+    missing = sorted(expected - found, key=lambda k: int(k.split(".")[0]))
+    if missing:
+        raise WeightsError(f"{name} is not a torchvision {arch} state dict: missing "
+                           f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+    return {k: state[k] for k in expected}
