@@ -1,9 +1,7 @@
 """Style transfer (Gatys, Ecker & Bethge) and the paper's Figure 1 reconstructions.
 
-.. math:: \\mathcal{L} = \\alpha\\,\\mathcal{L}_{content} + \\beta\\,\\mathcal{L}_{style}
-          + \\gamma\\,\\mathcal{L}_{tv}
-
-minimized over the pixels of the image. Defaults and their sources: ``docs/defaults.md``.
+The objective (:class:`nstlib.objective.Objective`) is minimized over the pixels of the image.
+Defaults and their sources: ``docs/defaults.md``.
 """
 from __future__ import annotations
 
@@ -15,11 +13,11 @@ import torch
 from .config import QUICK, default_size, resolve_device
 from .engine import OPTIMIZERS, Callback, Result, optimize
 from .image import ImageSource, load_image, resize
-from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .objective import Objective
 from .vgg import VGGFeatures, check_layers, warn_if_random
 from .weights import WeightsSpec
 
-__all__ = ["stylize", "reconstruct", "Objective", "default_steps", "CONTENT_LAYERS", "STYLE_LAYERS",
+__all__ = ["stylize", "reconstruct", "default_steps", "CONTENT_LAYERS", "STYLE_LAYERS",
            "INITS", "format_name"]
 
 CONTENT_LAYERS = ("relu4_2",)
@@ -33,38 +31,6 @@ def default_steps(optimizer: str) -> int:
     if QUICK:
         return 20
     return 300 if optimizer == "lbfgs" else 500
-
-
-class Objective:
-    """``alpha * content + beta * style + gamma * tv`` with its targets computed once.
-
-    Calling it on an image [1, 3, H, W] in [0, 1] returns scalar tensors
-    ``{"total", "content", "style", "tv"}`` (the last three unweighted).
-    """
-
-    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None, style: torch.Tensor | None,
-                 content_layers: Sequence[str], style_layers: Sequence[str],
-                 content_weight: float, style_weight: float, tv_weight: float,
-                 style_layer_weights: Mapping[str, float] | None = None) -> None:
-        self.ext = extractor
-        self.weights = (float(content_weight), float(style_weight), float(tv_weight))
-        self.content_layers = list(content_layers) if content is not None and content_weight else []
-        self.style_layers = list(style_layers) if style is not None and style_weight else []
-        self.style_layer_weights = dict(style_layer_weights or {})
-        with torch.no_grad():
-            self.content_targets = (extractor(content, self.content_layers) if self.content_layers else {})
-            feats = extractor(style, self.style_layers) if self.style_layers else {}
-            self.style_grams = {name: gram_matrix(f) for name, f in feats.items()}
-        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
-
-    def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        alpha, beta, gamma = self.weights
-        feats = self.ext(img, self.layers) if self.layers else {}
-        zero = img.new_zeros(())
-        c = sum((content_loss(feats[n], t) for n, t in self.content_targets.items()), zero)
-        s = style_loss(feats, self.style_grams, self.style_layer_weights) if self.style_grams else zero
-        tv = tv_loss(img) if gamma else zero
-        return {"total": alpha * c + beta * s + gamma * tv, "content": c, "style": s, "tv": tv}
 
 
 def _check_weight(name: str, value: float) -> float:
