@@ -9,7 +9,7 @@ from typing import Sequence
 
 from .engine import OPTIMIZERS
 from .errors import NSTError
-from .transfer import INITS, default_steps
+from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
 from .vgg import ARCHS, POOLINGS
 
 __all__ = ["main", "build_parser"]
@@ -24,10 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="content image: path, URL or example name")
     p.add_argument("style", help="style image: path, URL or example name")
     p.add_argument("-o", "--output", help="output file (default: a name encoding the parameters, "
-                   "e.g. tower_bridge+starry_night_lbfgs_cw1_sw1e4_tv10_s256.jpg); never overwritten")
-    p.add_argument("--content-weight", type=float, default=1.0, help="alpha (default 1)")
-    p.add_argument("--style-weight", type=float, default=1e4, help="beta (default 1e4)")
-    p.add_argument("--tv-weight", type=float, default=10.0, help="total-variation weight (default 10)")
+                   "e.g. tower_bridge+starry_night_lbfgs_cw1_sw1e4_tv44_s256.jpg); never overwritten")
+    p.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT, help="alpha (default %(default)g)")
+    p.add_argument("--style-weight", type=float, default=STYLE_WEIGHT, help="beta (default %(default)g)")
+    p.add_argument("--tv-weight", type=float, default=TV_WEIGHT,
+                   help="total-variation weight gamma (default %(default)g)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs")
     p.add_argument("--steps", type=int, default=None,
                    help="objective evaluations (default 300 for lbfgs, 500 for adam)")

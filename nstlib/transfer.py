@@ -18,11 +18,14 @@ from .vgg import VGGFeatures, check_layers, warn_if_random
 from .weights import WeightsSpec
 
 __all__ = ["stylize", "reconstruct", "default_steps", "CONTENT_LAYERS", "STYLE_LAYERS",
-           "INITS", "format_name"]
+           "INITS", "format_name", "CONTENT_WEIGHT", "STYLE_WEIGHT", "TV_WEIGHT"]
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 INITS = ("content", "noise", "style")
+#: Loss weights alpha, beta, gamma: d2l's 1 : 1e4 : 10, with TV converted from d2l's normalized pixels
+#: (one unit = ImageNet std ~0.226) to [0, 1] pixels: 10 / 0.226 ~ 44. Sources: docs/defaults.md.
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 1.0, 1e4, 44.0
 Init = Union[str, torch.Tensor]
 
 
@@ -75,8 +78,8 @@ def _init_image(init: Init, content: torch.Tensor, style: torch.Tensor | None, s
     raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)} or pass an image tensor")
 
 
-def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: float = 1.0,
-            style_weight: float = 1e4, tv_weight: float = 10.0,
+def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: float = CONTENT_WEIGHT,
+            style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT,
             content_layers: Iterable[str] = CONTENT_LAYERS, style_layers: Iterable[str] = STYLE_LAYERS,
             style_layer_weights: Mapping[str, float] | None = None, optimizer: str = "lbfgs",
             steps: int | None = None, lr: float | None = None, init: Init = "content",
