@@ -86,7 +86,8 @@ def _calibration_images(seed: int, n: int = 4, size: int = 96) -> torch.Tensor:
 def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
     """Seeded He-normal init, then the paper's normalization: every channel's mean ReLU
     activation over the calibration images and positions is scaled to 1, layer by layer
-    (a ReLU network is positively homogeneous, so this only rescales)."""
+    (a ReLU network is positively homogeneous, so this only rescales); near-silent channels
+    are scaled as if their mean were half the layer's median."""
     g = torch.Generator().manual_seed(seed)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -97,6 +98,9 @@ def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_out) ** 0.5)
             m.bias.zero_()
             act = torch.relu(m(x)).mean(dim=(0, 2, 3))
+            # A channel almost silent on the calibration images would get a huge gain and then
+            # dominate on real photos: floor its mean at half the layer's median.
+            act = act.clamp_min(0.5 * float(act.median()))
             scale = torch.where(act > 1e-8, 1.0 / act.clamp_min(1e-8), torch.ones_like(act))
             m.weight.mul_(scale.view(-1, 1, 1, 1))
             m.bias.mul_(scale)
