@@ -1,0 +1,83 @@
+"""The image picker of the playground: a dropdown of images with a thumbnail and an upload button."""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from .image import ImageSource, free_path, load_image
+from .playground_runner import png_bytes, uploaded_files
+
+__all__ = ["ImagePicker", "box", "LABEL_STYLE"]
+
+LABEL_STYLE = {"description_width": "110px"}
+
+
+def box(children: list, vertical: bool = True, **layout: str) -> widgets.Box:
+    cls = widgets.VBox if vertical else widgets.HBox
+    return cls(children, layout=widgets.Layout(**layout))
+
+
+class ImagePicker:
+    """A dropdown of images (bundled ones plus uploads) with a thumbnail and an upload button."""
+
+    def __init__(self, label: str, names: list[str], status: Any) -> None:
+        self.label, self.status = label, status
+        self.sources: dict[str, tuple[ImageSource, str]] = {n: (n, n) for n in names}
+        self.dropdown = widgets.Dropdown(options=list(names), description=label, style=LABEL_STYLE,
+                                         layout=widgets.Layout(width="290px"))
+        self.thumb = widgets.Image(format="png", layout=widgets.Layout(height="96px", width="auto"))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
+                                         layout=widgets.Layout(width="110px"))
+        self.box = box([self.dropdown, self.thumb, self.upload], width="300px")
+        self.upload_dir: Path | None = None
+        self.dropdown.observe(lambda ch: self.refresh(), names="value")
+        self.upload.observe(self._on_upload, names="value")
+
+    def add(self, key: str, src: ImageSource, name: str) -> None:
+        """Add a source (tensor, path) under ``key`` and select it; a bad image raises ImageError."""
+        thumb = png_bytes(load_image(src, size=96, device="cpu"))
+        self.sources[key] = (src, name)
+        self.dropdown.options = [(k, k) for k in self.sources]
+        self.dropdown.value = key
+        self.thumb.value = thumb
+
+    def select(self, src: ImageSource) -> None:
+        if isinstance(src, str) and src in self.sources:
+            self.dropdown.value = src
+            self.refresh()
+        elif isinstance(src, (str, Path)):
+            self.add(f"file: {Path(src).name}", str(src), _safe(Path(src).stem))
+        else:
+            self.add(f"your {self.label.lower()} image", src, self.label.lower())
+
+    def refresh(self) -> None:
+        src = self.sources[self.dropdown.value][0]
+        try:
+            self.thumb.value = png_bytes(load_image(src, size=96, device="cpu"))
+        except Exception as e:  # shown in the UI, not raised into the widget machinery
+            self.status(f"{self.label}: {e}", error=True)
+
+    def _on_upload(self, change: dict) -> None:
+        for name, data in uploaded_files(change["new"]):
+            if self.upload_dir is None:
+                self.upload_dir = Path(tempfile.mkdtemp(prefix="nstlib-uploads-"))
+            path = free_path(self.upload_dir / (_safe(Path(name).stem) + Path(name).suffix.lower()))
+            path.write_bytes(data)
+            try:
+                self.add(f"upload: {name}", str(path), path.stem)
+                self.status(f"{self.label}: loaded your upload {name!r}")
+            except Exception as e:
+                path.unlink(missing_ok=True)
+                self.status(f"{self.label}: could not use {name!r}: {e}", error=True)
+
+    @property
+    def current(self) -> tuple[ImageSource, str]:
+        return self.sources[self.dropdown.value]
+
+
+def _safe(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:40] or "image"
