@@ -8,12 +8,14 @@ The pieces, one module per idea:
 * :mod:`nstlib.engine` -- the optimizer loop; :mod:`nstlib.transfer` -- ``stylize`` and ``reconstruct``
 * :mod:`nstlib.plot` -- figures; :mod:`nstlib.cli` -- ``python -m nstlib``
 """
+from .color import match_color, rgb_to_yiq, yiq_to_rgb
 from .config import QUICK, default_device, default_size, offline, pick
 from .engine import Result, optimize
 from .errors import ImageError, LayerError, NSTError, WeightsError, WeightsUnavailableError
 from .examples import example, examples
 from .image import load_image, resize, save_image, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .masks import masked_gram_matrix
 from .plot import notice, plot_history, show
 from .transfer import Objective, reconstruct, stylize
 from .vgg import VGGFeatures, layer_names
@@ -29,4 +31,5 @@ __all__ = [
     "example", "examples", "load_image", "resize", "save_image", "to_pil",
     "content_loss", "gram_matrix", "style_loss", "tv_loss",
     "show", "plot_history", "notice", "VGGFeatures", "layer_names",
+    "match_color", "rgb_to_yiq", "yiq_to_rgb", "masked_gram_matrix",
 ]

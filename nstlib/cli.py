@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from .color import PRESERVE_COLOR
 from .engine import OPTIMIZERS
 from .errors import NSTError
 from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "CONTENT and STYLE are image paths, URLs or bundled example names "
                     "(e.g. tower_bridge starry_night).")
     p.add_argument("content", help="content image: path, URL or example name")
-    p.add_argument("style", help="style image: path, URL or example name")
+    p.add_argument("style", nargs="?", default=None,
+                   help="style image: path, URL or example name; several: a comma list (a,b)")
     p.add_argument("-o", "--output", help="output file (default: a name encoding the parameters, "
                    "e.g. tower_bridge+starry_night_lbfgs_cw1_sw1e4_tv44_s256.jpg); never overwritten")
     p.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT, help="alpha (default %(default)g)")
@@ -43,7 +45,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also save the image every N steps (name_stepN.jpg)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("beyond the paper (notebook 06)")
+    g.add_argument("--style", dest="more_styles", action="append", default=[], metavar="IMG",
+                   help="another style image (repeat, or a comma list); their Gram matrices are blended")
+    g.add_argument("--style-blend", type=_floats, default=None, metavar="W,W",
+                   help="one blend weight per style, e.g. 0.7,0.3 (normalized; default equal)")
+    g.add_argument("--style-scale", type=float, default=1.0, metavar="S",
+                   help="style's longest side relative to the content's (default 1)")
+    g.add_argument("--preserve-color", choices=PRESERVE_COLOR + ("none",), default="none",
+                   help="keep the content's colours: luminance-only transfer (YIQ) or the style's "
+                        "colour statistics matched to the content's (default none)")
+    g.add_argument("--mask", default=None, metavar="IMG",
+                   help="black-and-white mask, content's aspect ratio: style only where it is white")
+    g.add_argument("--style-outside", default=None, metavar="IMG",
+                   help="a second style painted where the mask is black (needs --mask)")
     return p
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}")
+
+
+def _styles(args: argparse.Namespace) -> list[str]:
+    """The style images: the positional STYLE and every --style, comma lists split."""
+    given = ([args.style] if args.style else []) + list(args.more_styles)
+    return [s.strip() for item in given for s in item.split(",") if s.strip()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from .transfer import format_name, stylize
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    styles = _styles(args)
+    if not styles:
+        parser.error("give a style image: STYLE or --style IMG")
     steps = args.steps if args.steps is not None else default_steps(args.optimizer)
     warnings.simplefilter("default")
     bar = tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
@@ -66,11 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_image(image, out_dir / f"{stem}_step{step}.jpg")
 
     try:
-        result = stylize(args.content, args.style, content_weight=args.content_weight,
+        style = styles[0] if len(styles) == 1 else styles
+        result = stylize(args.content, style, content_weight=args.content_weight,
                          style_weight=args.style_weight, tv_weight=args.tv_weight,
                          optimizer=args.optimizer, steps=steps, lr=args.lr, init=args.init,
                          arch=args.arch, pooling=args.pooling, weights=args.weights, size=args.size,
-                         seed=args.seed, callback=on_step, every=1, device=args.device)
+                         seed=args.seed, callback=on_step, every=1, device=args.device,
+                         preserve_color=None if args.preserve_color == "none" else args.preserve_color,
+                         style_blend=args.style_blend, style_scale=args.style_scale, mask=args.mask,
+                         style_outside=args.style_outside)
     except (NSTError, ValueError) as e:
         bar.close()
         print(f"error: {e}", file=sys.stderr)

@@ -10,10 +10,12 @@ from typing import Iterable, Mapping, Sequence, Union
 
 import torch
 
+from .color import combine_luminance, luminance_image
 from .config import QUICK, default_size, resolve_device
 from .engine import OPTIMIZERS, Callback, Result, optimize
 from .image import ImageSource, load_image, resize
 from .objective import Objective
+from .styles import as_list, blend_weights, check_options, prepare_inputs
 from .vgg import VGGFeatures, check_layers, warn_if_random
 from .weights import WeightsSpec
 
@@ -86,7 +88,9 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
             arch: str = "vgg19", pooling: str = "max", weights: WeightsSpec = "imagenet",
             extractor: VGGFeatures | None = None, size: int | tuple[int, int] | None = None,
             seed: int = 0, callback: Callback | None = None, every: int | None = None,
-            device: str | torch.device | None = None) -> Result:
+            device: str | torch.device | None = None, preserve_color: str | None = None,
+            style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
+            mask: ImageSource | None = None, style_outside: ImageSource | None = None) -> Result:
     """Paint ``content`` in the style of ``style`` by optimizing the pixels.
 
     Args:
@@ -104,6 +108,15 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
         seed: seeds the noise init; the same seed and inputs on CPU give the identical image.
         callback: ``callback(step, image, losses)`` every ``every`` steps (default steps // 10);
             returning False stops the run. Ctrl-C also stops it; the best image so far is kept.
+        preserve_color: ``None`` (default), ``"luminance"`` (transfer on Y, recombined with the
+            content's I, Q in YIQ) or ``"histogram"`` (the style's colour mean and covariance matched
+            to the content's first); see :mod:`nstlib.color`.
+        style_blend: with ``style=[img1, img2, ...]``, one weight each (normalized to sum 1;
+            default equal): the target Gram matrices are blended (:mod:`nstlib.styles`).
+        style_scale: the style's longest side relative to the content's (default 1).
+        mask: [H, W] mask or black-and-white image (white = inside, content's aspect ratio): the style
+            is applied only inside it, with masked Gram matrices; ``style_outside`` (optional) is
+            applied outside it (:mod:`nstlib.masks`).
 
     Returns:
         A :class:`Result` (``.image`` [1, 3, H, W] in [0, 1], ``.history``, ``.snapshots``, ``.save()``).
@@ -118,6 +131,7 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
     steps = default_steps(optimizer) if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    check_options(style, preserve_color, style_blend, style_scale, mask, style_outside)
     content_layers, style_layers = list(content_layers), list(style_layers)
     dev = extractor.device if extractor is not None else resolve_device(device)
     size = default_size(dev) if size is None else size
@@ -128,23 +142,35 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
     warn_if_random(extractor)
 
     content_img = load_image(content, size=size, device=dev)
-    style_img = None
-    if style is not None:
-        style_img = load_image(style, size=max(content_img.shape[-2:]), device=dev)
-    objective = Objective(extractor, content_img, style_img, content_layers, style_layers,
-                          alpha, beta, gamma, style_layer_weights)
-    x0 = _init_image(init, content_img, style_img, seed)
+    target, styles, outside, mask_img = prepare_inputs(
+        content_img, style, preserve_color=preserve_color, style_scale=style_scale, mask=mask,
+        style_outside=style_outside, min_size=extractor.min_size() if style_layers else 1)
+    objective = Objective(extractor, target, styles or None, content_layers, style_layers,
+                          alpha, beta, gamma, style_layer_weights, style_blend=style_blend,
+                          mask=mask_img, style_outside=outside or None)
+    x0 = _init_image(init, target, styles[0] if styles else None, seed)
     every = every or max(1, steps // 10)
-    result = optimize(x0, objective, optimizer=optimizer, steps=steps, lr=lr, callback=callback,
-                      every=every)
+    cb, recolor = callback, None
+    if preserve_color == "luminance":  # optimize the grey image; show and return it in colour
+        x0 = luminance_image(x0)
+        recolor = lambda img: combine_luminance(img, content_img).to(img.device)  # noqa: E731
+        if callback is not None:
+            cb = lambda step, img, losses: callback(step, recolor(img), losses)  # noqa: E731
+    result = optimize(x0, objective, optimizer=optimizer, steps=steps, lr=lr, callback=cb, every=every)
+    if recolor is not None:
+        result.image = recolor(result.image)
+        result.snapshots = [(k, recolor(img)) for k, img in result.snapshots]
     side = max(content_img.shape[-2:])
     result.params = dict(content_weight=alpha, style_weight=beta, tv_weight=gamma, optimizer=optimizer,
                          steps=steps, init=init if isinstance(init, str) else "image", size=side,
                          seed=seed, content_layers=content_layers, style_layers=style_layers,
                          arch=extractor.arch, pooling=extractor.pooling,
-                         weights=extractor.weights_source)
-    result.name = format_name(_label(content, "content"), _label(style, "style") if style is not None
-                              else None, optimizer, alpha, beta, gamma, side)
+                         weights=extractor.weights_source, preserve_color=preserve_color,
+                         style_blend=blend_weights(style_blend, len(styles)) if styles else None,
+                         style_scale=float(style_scale), mask=mask is not None)
+    label = "+".join(_label(s, f"style{i + 1}" if len(styles) > 1 else "style")
+                     for i, s in enumerate(as_list(style)))
+    result.name = format_name(_label(content, "content"), label or None, optimizer, alpha, beta, gamma, side)
     return result
 
 
