@@ -10,6 +10,7 @@ The image stays in [0, 1] by projection: before every evaluation the pixels are 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+
+from .errors import ImageError
 
 __all__ = ["Result", "optimize", "OPTIMIZERS", "default_lr", "Callback", "Objective"]
 
@@ -109,10 +112,10 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+    steps, every = check_count("steps", steps), check_count("every", every)
+    if not isinstance(init, torch.Tensor) or init.dim() != 4 or not torch.isfinite(init).all():
+        raise ImageError(f"the initial image must be a finite tensor [1, 3, H, W] in [0, 1], got "
+                         f"{tuple(getattr(init, 'shape', ()))}; load it with nstlib.load_image")
     lr = default_lr(optimizer) if lr is None else float(lr)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
@@ -127,6 +130,8 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
             raise _Stop("done")
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
+        if not torch.isfinite(x).all():  # NaN in the image itself
+            raise _Diverged()
         if x.grad is not None:
             x.grad.zero_()
         losses = objective(x)
@@ -170,13 +175,15 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
                 x.copy_(best)
             lr, opt = lr * 0.5, None
             if not s["warned"]:
-                warnings.warn(f"the loss became NaN/inf at step {s['step']}; rolled back to the best "
-                              f"image and halved the step size (lr={lr:g})", RuntimeWarning, stacklevel=2)
+                warnings.warn(f"the loss, its gradient or the image became NaN/inf at step {s['step']}; "
+                              f"rolled back to the best image and halved the step size (lr={lr:g}"
+                              + (", L-BFGS history restarted)" if optimizer == "lbfgs" else ")"),
+                              RuntimeWarning, stacklevel=2)
                 s["warned"] = True
             if failures >= MAX_FAILURES:
                 res.stopped = "diverged"
                 warnings.warn(f"the optimization kept diverging ({failures} times); stopped at step "
-                              f"{s['step']} and returned the best image. Lower lr or the loss weights",
+                              f"{s['step']} and returned the best image (step {res.best_step}). Lower lr or the loss weights",
                               RuntimeWarning, stacklevel=2)
                 break
         except _Stop as e:
@@ -187,6 +194,13 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
             break
     res.image = best.cpu()
     return res
+
+
+def check_count(name: str, value: object) -> int:
+    """``value`` as a positive int (Python or numpy ints; not bools, floats or strings), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number such as 100, got {value!r}")
+    return int(value)
 
 
 def _make(optimizer: str, x: torch.Tensor, lr: float, remaining: int) -> torch.optim.Optimizer:

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from .config import resolve_device
-from .errors import ImageError, LayerError
+from .errors import ImageError, LayerError, WeightsError
 from .weights import BLOCKS, RandomWeightsWarning, WeightsSpec, resolve_state_dict
 
-__all__ = ["VGGFeatures", "layer_names", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["VGGFeatures", "layer_names", "min_side", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 ARCHS = tuple(BLOCKS)
 POOLINGS = ("max", "avg")
@@ -57,6 +57,13 @@ def check_layers(layers: Iterable[str], arch: str) -> list[str]:
     if not layers:
         raise LayerError("no layers requested; name at least one, e.g. 'relu4_2'")
     return layers
+
+
+def min_side(layers: Iterable[str], arch: str = "vgg19") -> int:
+    """Smallest image side (px) that ``layers`` accept: 2 ** (the poolings up to the deepest of them)."""
+    names = layer_names(arch)
+    deepest = max(names.index(n) for n in check_layers(layers, arch))
+    return 2 ** sum(1 for n in names[:deepest + 1] if n.startswith("pool"))
 
 
 def _build(arch: str, pooling: str) -> "OrderedDict[str, nn.Module]":
@@ -141,13 +148,18 @@ class VGGFeatures(nn.Module):
             self.weights_source = (f"random (seed {seed}"
                                    + (", offline fallback)" if self.weights_source != "random" else ")"))
         else:
-            for i, m in enumerate(mods.values()):  # position i is torchvision's features[i]
+            for i, (name, m) in enumerate(mods.items()):  # position i is torchvision's features[i]
                 if isinstance(m, nn.Conv2d):
+                    for p, t in ((m.weight, state[f"{i}.weight"]), (m.bias, state[f"{i}.bias"])):
+                        if p.shape != t.shape:
+                            raise WeightsError(
+                                f"weights from {self.weights_source} do not fit {arch}: {name} needs "
+                                f"{tuple(p.shape)}, the file has {tuple(t.shape)} at features.{i}; "
+                                f"use a torchvision {arch} state dict")
                     m.weight.data.copy_(state[f"{i}.weight"])
                     m.bias.data.copy_(state[f"{i}.bias"])
         depth = max(self.layer_names.index(n) for n in self.layers) + 1
         self.body = nn.Sequential(OrderedDict(list(mods.items())[:depth]))
-        self.n_pools = sum(1 for n in list(mods)[:depth] if n.startswith("pool"))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
@@ -163,8 +175,8 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def min_size(self) -> int:
-        """Smallest image side the taps accept: each pooling before the deepest tap halves it."""
-        return 2 ** self.n_pools
+        """Smallest image side all the taps accept: each pooling before the deepest tap halves it."""
+        return min_side(self.layers, self.arch)
 
     def forward(self, img: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """Features of ``img`` ([B, 3, H, W] in [0, 1]) at ``layers`` (default: ``self.layers``)."""
@@ -175,10 +187,11 @@ class VGGFeatures(nn.Module):
                              f"stops at {self.layers_in_body[-1]}; build it with those layers")
         if img.dim() != 4 or img.shape[1] != 3:
             raise ImageError(f"the extractor takes images of shape [B, 3, H, W], got {tuple(img.shape)}")
-        if min(img.shape[-2:]) < self.min_size():
+        need = min_side(want, self.arch)
+        if min(img.shape[-2:]) < need:
             raise ImageError(f"image of size {tuple(img.shape[-2:])} is too small for layer(s) "
-                             f"{sorted(want)}: the {self.n_pools} pooling(s) before them need at least "
-                             f"{self.min_size()} px on each side; use a larger size")
+                             f"{sorted(want)}: the poolings before them need at least {need} px "
+                             "on each side; use a larger size")
         x = (img - self.mean) / self.std
         out: dict[str, torch.Tensor] = {}
         for name, module in self.body.named_children():
