@@ -11,7 +11,8 @@ The pieces, one module per idea:
 from .color import match_color, rgb_to_yiq, yiq_to_rgb
 from .config import QUICK, default_device, default_size, offline, pick
 from .engine import Result, optimize
-from .errors import ImageError, LayerError, NSTError, WeightsError, WeightsUnavailableError
+from .errors import (ImageError, LayerError, NSTError, OutOfMemoryError, WeightsError,
+                     WeightsUnavailableError)
 from .examples import example, examples
 from .image import load_image, resize, save_image, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "QUICK", "default_device", "default_size", "offline", "pick",
     "Result", "optimize", "Objective", "stylize", "reconstruct",
-    "NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError",
+    "NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError", "OutOfMemoryError",
     "RandomWeightsWarning",
     "example", "examples", "load_image", "resize", "save_image", "to_pil",
     "content_loss", "gram_matrix", "style_loss", "tv_loss",

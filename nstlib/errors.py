@@ -6,7 +6,8 @@ names the input that caused it and says what to do about it.
 """
 from __future__ import annotations
 
-__all__ = ["NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError"]
+__all__ = ["NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError",
+           "OutOfMemoryError"]
 
 
 class NSTError(Exception):
@@ -23,6 +24,10 @@ class WeightsError(NSTError):
 
 class WeightsUnavailableError(WeightsError):
     """Pretrained weights are not on this machine and could not be downloaded."""
+
+
+class OutOfMemoryError(NSTError, MemoryError):
+    """The device ran out of memory; the message estimates a ``size`` that should fit."""
 
 
 class LayerError(NSTError, KeyError):

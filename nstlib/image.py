@@ -5,6 +5,7 @@ The network never sees anything else: ImageNet mean/std normalization happens in
 """
 from __future__ import annotations
 
+import http.client
 import io
 import urllib.error
 import urllib.request
@@ -15,14 +16,15 @@ from typing import Any, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .config import resolve_device
 from .errors import ImageError
+from .pixels import from_array, from_tensor, pil_to_array
 
 __all__ = ["load_image", "save_image", "to_pil", "free_path", "ImageSource", "Size"]
 
-ImageSource = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
+ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 Size = Union[int, tuple[int, int], None]
 
 URL_TIMEOUT = 20.0  # seconds
@@ -36,7 +38,8 @@ def load_image(src: ImageSource, size: Size = None,
 
     Args:
         src: a file path; an ``http(s)://`` URL (fetched with a timeout); the name of a
-            bundled example (``"starry_night"``, see :func:`nstlib.examples`); a PIL image;
+            bundled example (``"starry_night"``, see :func:`nstlib.examples`); the bytes of an
+            image file or a binary file object (e.g. an upload widget's content); a PIL image;
             a numpy array of shape (H, W), (H, W, 3) or (H, W, 4), uint8 or uint16, or
             float in [0, 1]; or a tensor of shape [C, H, W] or [1, C, H, W] with C in {1, 3, 4}.
         size: ``None`` keeps the size; an int sets the longest side (aspect kept);
@@ -44,24 +47,25 @@ def load_image(src: ImageSource, size: Size = None,
         device: where the tensor goes (default: :func:`nstlib.default_device`).
 
     EXIF orientation is applied; grayscale, palette, CMYK and 16-bit images are converted
-    to RGB; transparency is composited on white.
+    to RGB; transparency is composited on white. With an int ``size``, a large image is
+    decoded at reduced scale (JPEG draft mode, else an integer box reduction to >= 2x ``size``).
 
     Raises:
         ImageError: the input cannot be read or is not a valid image; the message names it.
     """
     dev = resolve_device(device)
     if isinstance(src, torch.Tensor):
-        img = _from_tensor(src)
+        img = from_tensor(src)
     elif isinstance(src, np.ndarray):
-        img = _from_array(src, "the array")
+        img = from_array(src, f"the {src.dtype} array")
     elif isinstance(src, Image.Image):
-        img = _from_array(_pil_to_array(src, "the PIL image"), "the PIL image")
-    elif isinstance(src, (str, Path)):
-        pil = _open(src, size)
-        img = _from_array(_pil_to_array(pil, repr(str(src))), repr(str(src)))
+        img = from_array(pil_to_array(src, "the PIL image"), "the PIL image")
+    elif isinstance(src, (str, Path, bytes, bytearray, memoryview)) or hasattr(src, "read"):
+        pil, name = _open(src, size)
+        img = from_array(pil_to_array(pil, name), name)
     else:
-        raise ImageError(f"cannot load an image from a {type(src).__name__}; pass a path, "
-                         "a URL, an example name, a PIL image, a numpy array or a tensor")
+        raise ImageError(f"cannot load an image from a {type(src).__name__}; pass a path, a URL, "
+                         "an example name, bytes, a PIL image, a numpy array or a tensor")
     if size is not None:
         img = resize(img, size)
     return img.to(dev)
@@ -90,8 +94,22 @@ def resize(img: torch.Tensor, size: Size) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
-def _open(src: str | Path, size: Size) -> Image.Image:
-    """Open a path, URL or example name with PIL and fully decode it."""
+def _open(src: Any, size: Size) -> tuple[Image.Image, str]:
+    """Open a path, URL, example name, bytes or binary file object with PIL; fully decode it.
+
+    Returns the image and the name error messages use for the input."""
+    if isinstance(src, (bytes, bytearray, memoryview)) or hasattr(src, "read"):
+        label = getattr(src, "name", None)
+        name = repr(str(label)) if isinstance(label, (str, Path)) else f"the {type(src).__name__} input"
+        try:
+            data = bytes(src) if not hasattr(src, "read") else src.read()
+        except (OSError, ValueError) as e:  # a closed or unreadable file object
+            raise ImageError(f"could not read {name} ({e}); open the file again in binary mode ('rb')") from None
+        if not isinstance(data, bytes):
+            raise ImageError(f"{name} gave {type(data).__name__}, not bytes; open the file in binary mode ('rb')")
+        if not data:
+            raise ImageError(f"{name} is empty (0 bytes); upload or read the image file again")
+        return _decode(io.BytesIO(data), name, size), name
     text = str(src)
     name = repr(text)
     if text.startswith(("http://", "https://")):
@@ -99,7 +117,11 @@ def _open(src: str | Path, size: Size) -> Image.Image:
         fp: Any = io.BytesIO(data)
     else:
         path = Path(text).expanduser()
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except (OSError, ValueError) as e:  # a NUL byte, a name too long, ...
+            raise ImageError(f"{name} is not a usable file path ({e}); check the path") from None
+        if not exists:
             from .examples import example_path, suggest
             found = example_path(text)
             if found is None:
@@ -113,6 +135,11 @@ def _open(src: str | Path, size: Size) -> Image.Image:
         if path.stat().st_size == 0:
             raise ImageError(f"image file {name} is empty (0 bytes); re-copy or re-download it")
         fp = path
+    return _decode(fp, name, size), name
+
+
+def _decode(fp: Any, name: str, size: Size) -> Image.Image:
+    """Decode a file or buffer with PIL (bombs refused; a large JPEG decoded at reduced scale)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -123,17 +150,27 @@ def _open(src: str | Path, size: Size) -> Image.Image:
             if isinstance(size, int) and pil.format == "JPEG":
                 pil.draft("RGB", (size, size))  # decode a large JPEG at reduced scale
             pil.load()
+            factor = max(pil.size) // (2 * size) if isinstance(size, int) and size > 0 else 1
+            if factor >= 2 and pil.mode in ("L", "RGB", "I", "F", "CMYK"):  # not alpha (fringes)
+                pil = pil.reduce(factor)  # box-filter a huge image to >= 2x the size: bounded memory
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image {name} declares an enormous size (a decompression bomb?); "
                          "refusing to decode it. Use a normal photo or shrink it first") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image PIL can read (is it really a .jpg/.png?); "
-                         "open it in an image viewer and re-save it as PNG or JPEG") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"image {name} could not be decoded ({e}); the file is probably "
-                         "truncated or damaged: re-download or re-export it") from None
+        raise ImageError(f"{name} is not an image PIL can read (is it really a .jpg/.png? iPhone "
+                         ".heic photos must be exported as JPEG); open it in an image viewer and "
+                         "re-save it as PNG or JPEG") from None
+    except PermissionError:
+        raise ImageError(f"image file {name} cannot be read (permission denied); copy it to a "
+                         "folder of yours or fix its permissions") from None
+    except MemoryError:
+        raise ImageError(f"image {name} is too large to decode in memory; pass a smaller size= "
+                         "or shrink it with an image editor first") from None
+    except Exception as e:  # PIL's decoders raise many types on damaged data (OSError, struct.error, ...)
+        raise ImageError(f"image {name} could not be decoded ({type(e).__name__}: {str(e)[:100]}); "
+                         "the file is probably truncated or damaged: re-download or re-export it") from None
     return pil
 
 
@@ -142,8 +179,8 @@ def _download(url: str) -> bytes:
         req = urllib.request.Request(url, headers={"User-Agent": "nstlib"})
         with urllib.request.urlopen(req, timeout=URL_TIMEOUT) as r:
             data = r.read(MAX_DOWNLOAD_BYTES + 1)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
         raise ImageError(f"could not download image {url!r} ({reason}); check the address and "
                          "your connection, or download it yourself and pass the file path") from None
     if len(data) > MAX_DOWNLOAD_BYTES:
@@ -152,74 +189,6 @@ def _download(url: str) -> bytes:
     if not data:
         raise ImageError(f"image {url!r} downloaded as 0 bytes; check the address")
     return data
-
-
-def _pil_to_array(pil: Image.Image, name: str) -> np.ndarray:
-    """A decoded PIL image -> float32 array (H, W, 3) in [0, 1]; orientation, modes, alpha."""
-    try:
-        pil = ImageOps.exif_transpose(pil)
-    except Exception:  # a damaged EXIF block must not stop a valid image from loading
-        pass
-    mode = pil.mode
-    if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(pil, dtype=np.float64) / 65535.0
-        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2).astype(np.float32)
-    if mode == "F":
-        arr = np.asarray(pil, dtype=np.float64)
-        arr = arr / 255.0 if arr.max(initial=0) > 1 else arr
-        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2).astype(np.float32)
-    if mode == "P":
-        pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
-    elif mode in ("LA", "PA", "La", "RGBa"):
-        pil = pil.convert("RGBA")
-    elif mode != "RGBA" and mode != "RGB":
-        pil = pil.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, ...
-    return np.asarray(pil, dtype=np.float32) / 255.0  # (H, W, 3|4): alpha handled below
-
-
-def _from_array(arr: np.ndarray, name: str) -> torch.Tensor:
-    """(H, W), (H, W, 3) or (H, W, 4) array -> [1, 3, H, W] float32 in [0, 1]."""
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ImageError(f"{name} has shape {arr.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ImageError(f"{name} is empty (shape {arr.shape})")
-    if arr.dtype == np.uint8:
-        x = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        x = arr.astype(np.float32) / 65535.0
-    elif arr.dtype == np.bool_:
-        x = arr.astype(np.float32)
-    elif np.issubdtype(arr.dtype, np.floating):
-        x = arr.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise ImageError(f"{name} contains NaN or infinite values; fix the array first")
-        if x.min() < 0 or x.max() > 1:
-            raise ImageError(f"{name} has float values in [{x.min():.3g}, {x.max():.3g}]; "
-                             "float images must lie in [0, 1] (divide uint8 data by 255)")
-    else:
-        raise ImageError(f"{name} has dtype {arr.dtype}; use uint8 (0-255), uint16, "
-                         "or float in [0, 1]")
-    if x.ndim == 2:
-        x = np.repeat(x[..., None], 3, axis=2)
-    if x.shape[2] == 4:  # composite on white
-        alpha = x[..., 3:4]
-        x = x[..., :3] * alpha + (1.0 - alpha)
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).unsqueeze(0)
-    return t.contiguous()
-
-
-def _from_tensor(t: torch.Tensor) -> torch.Tensor:
-    if t.dim() == 4 and t.shape[0] == 1:
-        t = t[0]
-    if t.dim() == 2:
-        t = t.unsqueeze(0)
-    if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-        raise ImageError(f"the tensor has shape {tuple(t.shape)}; expected [3, H, W] or "
-                         "[1, 3, H, W] (1 or 4 channels are converted)")
-    arr = t.detach().cpu().permute(1, 2, 0).numpy()
-    return _from_array(arr, f"the tensor of shape {tuple(t.shape)}")
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:

@@ -12,11 +12,13 @@ import torch
 
 from .color import combine_luminance, luminance_image
 from .config import QUICK, default_size, resolve_device
-from .engine import OPTIMIZERS, Callback, Result, optimize
+from .engine import OPTIMIZERS, Callback, Result, check_count, optimize
+from .errors import ImageError, LayerError
 from .image import ImageSource, load_image, resize
 from .objective import Objective
 from .styles import as_list, blend_weights, check_options, prepare_inputs
-from .vgg import VGGFeatures, check_layers, warn_if_random
+from .memory import advise_on_oom
+from .vgg import POOLINGS, VGGFeatures, check_layers, min_side, warn_if_random
 from .weights import WeightsSpec
 
 __all__ = ["stylize", "reconstruct", "default_steps", "CONTENT_LAYERS", "STYLE_LAYERS",
@@ -46,6 +48,20 @@ def _check_weight(name: str, value: float) -> float:
     if not value >= 0 or value == float("inf"):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
+
+
+def _check_layers(content_layers: list, style_layers: list, style_layer_weights: Mapping | None,
+                  alpha: float, beta: float, has_style: bool, arch: str) -> int:
+    """Check layer names (:class:`LayerError`) and per-layer weights; return the smallest image
+    side the layers in use accept (:func:`nstlib.vgg.min_side`, at least 2 for the TV term)."""
+    check_layers(content_layers + style_layers, arch)  # also checks arch
+    for name, w in (style_layer_weights or {}).items():
+        if name not in style_layers:
+            raise LayerError(f"style_layer_weights names {name!r}, which is not in style_layers "
+                             f"{style_layers}; add it there or remove its weight")
+        _check_weight(f"style_layer_weights[{name!r}]", w)
+    in_use = (content_layers if alpha else []) + (style_layers if has_style and beta else [])
+    return max(2, min_side(in_use or content_layers + style_layers, arch))
 
 
 def _label(src: object, fallback: str) -> str:
@@ -80,6 +96,7 @@ def _init_image(init: Init, content: torch.Tensor, style: torch.Tensor | None, s
     raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)} or pass an image tensor")
 
 
+@advise_on_oom
 def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: float = CONTENT_WEIGHT,
             style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT,
             content_layers: Iterable[str] = CONTENT_LAYERS, style_layers: Iterable[str] = STYLE_LAYERS,
@@ -128,23 +145,28 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
     alpha = _check_weight("content_weight", content_weight)
     beta = _check_weight("style_weight", style_weight)
     gamma = _check_weight("tv_weight", tv_weight)
-    steps = default_steps(optimizer) if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = check_count("steps", default_steps(optimizer) if steps is None else steps)
     check_options(style, preserve_color, style_blend, style_scale, mask, style_outside)
-    content_layers, style_layers = list(content_layers), list(style_layers)
+    content_layers, style_layers = ([ls] if isinstance(ls, str) else list(ls) for ls in (content_layers, style_layers))
     dev = extractor.device if extractor is not None else resolve_device(device)
     size = default_size(dev) if size is None else size
+    # cheap checks first, before the network and its weights: names, weights, image sizes
+    need = _check_layers(content_layers, style_layers, style_layer_weights, alpha, beta, style is not None,
+                         extractor.arch if extractor is not None else arch)
+    if extractor is None and pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(map(repr, POOLINGS))}")
+    content_img = load_image(content, size=size, device=dev)
+    if min(content_img.shape[-2:]) < need:
+        raise ImageError(f"the content image {_label(content, 'content')!r} is {tuple(content_img.shape[-2:])} "
+                         f"px at size={size!r}: too small for the layers in use, which need at least "
+                         f"{need} px on each side (one halving per pooling); use a larger size")
+    target, styles, outside, mask_img = prepare_inputs(
+        content_img, style, preserve_color=preserve_color, style_scale=style_scale, mask=mask,
+        style_outside=style_outside, min_size=need if style_layers else 1)
     if extractor is None:
         extractor = VGGFeatures(arch, content_layers + style_layers, pooling=pooling,
                                 weights=weights, device=dev)
-    check_layers(content_layers + style_layers, extractor.arch)
     warn_if_random(extractor)
-
-    content_img = load_image(content, size=size, device=dev)
-    target, styles, outside, mask_img = prepare_inputs(
-        content_img, style, preserve_color=preserve_color, style_scale=style_scale, mask=mask,
-        style_outside=style_outside, min_size=extractor.min_size() if style_layers else 1)
     objective = Objective(extractor, target, styles or None, content_layers, style_layers,
                           alpha, beta, gamma, style_layer_weights, style_blend=style_blend,
                           mask=mask_img, style_outside=outside or None)

@@ -11,7 +11,6 @@ import os
 import pickle
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Mapping, Union
 
@@ -132,12 +131,17 @@ def load_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if not any(k in str(e) for k in ("GLOBAL", "global", "reduce")):  # no refused object: damaged data
+            raise WeightsError(f"weight file {name!r} is corrupt or not a PyTorch file ({e!s:.120}); "
+                               "delete it and re-download it") from None
         raise WeightsError(f"refusing to load {name!r}: it contains Python objects or code, not just "
-                           f"tensors ({str(e).splitlines()[0][:120]}). Use a plain state dict saved with "
-                           "torch.save(model.state_dict(), path)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+                           f"tensors, and nstlib never runs code from a weight file. Use a plain state "
+                           "dict saved with torch.save(model.state_dict(), path)") from None
+    except MemoryError:
+        raise WeightsError(f"weight file {name!r} is too large to load into memory") from None
+    except Exception as e:  # torch.load on damaged data: RuntimeError, EOFError, KeyError, struct.error, ...
         raise WeightsError(f"weight file {name!r} is corrupt or not a PyTorch file "
-                           f"({type(e).__name__}: {str(e)[:120]}); re-download it") from None
+                           f"({type(e).__name__}: {str(e)[:120]}); delete it and re-download it") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
