@@ -142,7 +142,9 @@ class VGGFeatures(nn.Module):
         self.layers: list[str] = check_layers(layers, arch)
         state, self.weights_source = resolve_state_dict(arch, weights)
         self.pretrained: bool = state is not None
-        mods = _build(arch, pooling)
+        depth = max(self.layer_names.index(n) for n in self.layers) + 1
+        # only the layers up to the deepest tap are built (and calibrated, for random weights)
+        mods = OrderedDict(list(_build(arch, pooling).items())[:depth])
         if state is None:
             _random_init(mods, seed)
             self.weights_source = (f"random (seed {seed}"
@@ -158,8 +160,7 @@ class VGGFeatures(nn.Module):
                                 f"use a torchvision {arch} state dict")
                     m.weight.data.copy_(state[f"{i}.weight"])
                     m.bias.data.copy_(state[f"{i}.bias"])
-        depth = max(self.layer_names.index(n) for n in self.layers) + 1
-        self.body = nn.Sequential(OrderedDict(list(mods.items())[:depth]))
+        self.body = nn.Sequential(mods)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
