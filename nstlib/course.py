@@ -1,0 +1,180 @@
+"""Course tooling: student versions of the notebooks, and clean notebooks for committing.
+
+::
+
+    python -m nstlib.course student OUT_DIR [NOTEBOOK_OR_DIR ...]   # default: notebooks/
+    python -m nstlib.course clean [NOTEBOOK_OR_DIR ...]             # in place; default: notebooks/
+
+*Student version*: in every code cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION``
+(nbgrader's markers) become ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the marker's
+indentation; all outputs are removed.
+
+*Clean*: outputs and execution counts are removed, except the text printed (stdout) by cells
+marked ``# NBVAL_CHECK_OUTPUT``, which ``pytest --nbval-lax`` compares with a fresh run. Notebooks
+are read and written as plain JSON (nbformat 4), so this needs nothing beyond the standard library.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
+           "read_notebook", "write_notebook", "find_notebooks", "main"]
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
+Notebook = dict[str, Any]
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _set_source(cell: dict, text: str) -> None:
+    cell["source"] = text.splitlines(keepends=True)
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block of ``source``.
+
+    Raises:
+        ValueError: unbalanced or nested markers (``where`` names the cell in the message).
+    """
+    out: list[str] = []
+    inside = False
+    for line in source.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ValueError(f"{where}: nested '{BEGIN}' (close the first block with '{END}')")
+            inside = True
+            indent = line[:len(line) - len(line.lstrip())]
+            out += [f"{indent}# YOUR CODE HERE\n", f"{indent}raise NotImplementedError()\n"]
+        elif stripped == END:
+            if not inside:
+                raise ValueError(f"{where}: '{END}' without a '{BEGIN}' before it")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: '{BEGIN}' is never closed by '{END}'")
+    return "".join(out).rstrip("\n")
+
+
+def _is_check_output(cell: dict) -> bool:
+    return cell.get("cell_type") == "code" and CHECK_OUTPUT in _source(cell)
+
+
+def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
+    """Remove outputs, execution counts and run metadata (in place; returns ``nb``).
+
+    With ``keep_checked``, ``# NBVAL_CHECK_OUTPUT`` cells keep their stdout text (only).
+    """
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {})
+        for key in ("execution", "collapsed", "scrolled"):
+            meta.pop(key, None)
+        if cell.get("cell_type") != "code":
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+            continue
+        cell["execution_count"] = None
+        text = ""
+        if keep_checked and _is_check_output(cell):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                    chunk = out.get("text", "")
+                    text += "".join(chunk) if isinstance(chunk, list) else chunk
+        cell["outputs"] = ([{"name": "stdout", "output_type": "stream",
+                             "text": text.splitlines(keepends=True)}] if text else [])
+    nb.get("metadata", {}).pop("widgets", None)
+    return nb
+
+
+def student_notebook(nb: Notebook, name: str = "notebook") -> Notebook:
+    """The student version of ``nb`` (in place; returns it): solutions stripped, no outputs."""
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") == "code" and (BEGIN in _source(cell) or END in _source(cell)):
+            _set_source(cell, strip_solutions(_source(cell), f"{name}, cell {i}"))
+    return clean_notebook(nb, keep_checked=False)
+
+
+def read_notebook(path: str | Path) -> Notebook:
+    """Read an .ipynb file as a dict (clear error for a missing or damaged file)."""
+    path = Path(path)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"notebook {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(path)!r} is not a valid notebook (bad JSON: {e})") from None
+    if not isinstance(nb, dict) or "cells" not in nb:
+        raise ValueError(f"{str(path)!r} is not a Jupyter notebook (no 'cells')")
+    return nb
+
+
+def write_notebook(nb: Notebook, path: str | Path) -> Path:
+    """Write ``nb`` the way Jupyter does (1-space indent, UTF-8, final newline)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def find_notebooks(paths: Iterable[str | Path] = ()) -> list[Path]:
+    """The .ipynb files named by ``paths`` (files, or folders searched non-recursively).
+
+    With no paths: ``notebooks/`` under the current folder, else the course repository's.
+    """
+    paths = list(paths)
+    if not paths:
+        here = Path("notebooks")
+        paths = [here if here.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"]
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
+        elif p.suffix == ".ipynb" and p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{str(p)!r} is neither a notebook (.ipynb) nor a folder of them")
+    if not found:
+        raise FileNotFoundError(f"no notebooks found in {', '.join(map(str, paths))}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nstlib.course", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("student", help="write student versions (solutions removed) to OUT_DIR")
+    st.add_argument("out_dir")
+    st.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
+    cl = sub.add_parser("clean", help="strip outputs in place (keeps NBVAL_CHECK_OUTPUT text)")
+    cl.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
+    args = parser.parse_args(argv)
+    try:
+        notebooks = find_notebooks(args.paths)
+        for path in notebooks:
+            nb = read_notebook(path)
+            if args.cmd == "student":
+                out = Path(args.out_dir) / path.name
+                if out.resolve() == path.resolve():
+                    raise ValueError(f"refusing to overwrite the solution notebook {str(path)!r}; "
+                                     "choose another OUT_DIR")
+                write_notebook(student_notebook(nb, path.name), out)
+                print(f"wrote {out}")
+            else:
+                write_notebook(clean_notebook(nb), path)
+                print(f"cleaned {path}")
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
