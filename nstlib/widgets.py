@@ -77,6 +77,7 @@ class Playground(widgets.VBox):
         self._busy = False
 
         self.status = widgets.HTML(value="")
+        self.run_info = widgets.HTML(value="")
         self.banner = widgets.HTML(value="")
         self.content_picker = ImagePicker("Content", examples("content"), self.set_status)
         self.style_picker = ImagePicker("Style", examples("style") + examples("texture"), self.set_status)
@@ -124,7 +125,10 @@ class Playground(widgets.VBox):
                         self.size, self.seed]),
                   _box([self.pooling, self.optimizer, layers])], vertical=False),
             _box([self.run_button, self.stop_button, self.save_button, self.progress], vertical=False),
-            note, _box([self.image, self.plot], vertical=False), self.strip, self.status])
+            note, self.run_info, _box([self.image, self.plot], vertical=False), self.strip, self.status])
+        for name in ("alpha", "beta", "gamma", "steps", "size", "image", "plot", "status", "run_info",
+                     "run_button", "stop_button", "save_button", "progress", "strip", "banner"):
+            getattr(self, name).add_class(f"nstlib-{name.replace('_', '-')}")  # for the browser test
         self.content_picker.select(content)
         self.style_picker.select(style)
 
@@ -163,6 +167,11 @@ class Playground(widgets.VBox):
                 raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
             self._run = PlaygroundRun(self.params, self, fps=self.fps)
             self._busy, self.error = True, None
+            p = self._run.params
+            self.run_info.value = (f"<small>this run: α={p['alpha']:.3g}, β={p['beta']:.3g}, "
+                                   f"γ={p['gamma']:.3g}, content {p['content_layer']}, "
+                                   f"{len(p['style_layers'])} style layers, {p['pooling']} pooling, "
+                                   f"{p['optimizer']}, {p['steps']} steps, {p['size']} px</small>")
             self.strip.children = ()
             self.progress.value, self.progress.max = 0, int(self._run.params["steps"])
             self._set_running(True)

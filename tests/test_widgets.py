@@ -5,6 +5,7 @@ way a click would. Tiny images (32 px) and random weights keep every run short.
 """
 from __future__ import annotations
 
+import datetime
 import html
 import io
 import time
@@ -88,7 +89,7 @@ def test_run_fills_the_image_with_png_and_reuses_the_extractor(pg, ext):
     assert _png(pg.plot.value)[:8] == PNG_MAGIC
     assert pg.progress.value == pg.progress.max == 3
     assert res.stopped == "done" and len(res.history) == 3
-    assert res.params["style_weight"] == 1e5
+    assert res.params["style_weight"] == 1e5 and "β=1e+05" in pg.run_info.value
     assert "done after 3 steps" in _status(pg)
     assert "RANDOM WEIGHTS" in pg.banner.value
     assert pg._cache.ext is ext and pg._cache.builds == 0  # the given extractor was reused
@@ -155,20 +156,31 @@ def _png_file(color=(200, 30, 30)) -> bytes:
 def test_uploaded_files_reads_ipywidgets_7_and_8_shapes():
     data = _png_file()
     v8 = ({"name": "a.png", "type": "image/png", "size": len(data), "content": memoryview(data),
-           "last_modified": None},)
+           "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     v7 = {"a.png": {"metadata": {"name": "a.png", "type": "image/png", "size": len(data)},
                     "content": data}}
     assert uploaded_files(v8) == uploaded_files(v7) == [("a.png", data)]
     assert uploaded_files(()) == uploaded_files({}) == []
 
 
+def _upload_value(name: str, data: bytes):
+    """What FileUpload.value holds after a browser upload, in this ipywidgets' own shape."""
+    if int(widgets.__version__.split(".")[0]) >= 8:
+        return ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+                 "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    return {name: {"metadata": {"name": name, "type": "image/png", "size": len(data)}, "content": data}}
+
+
 def test_an_upload_becomes_the_content(pg):
-    pg.content_picker._on_upload({"new": ({"name": "my photo.png", "content": memoryview(_png_file())},)})
+    # set_trait: FileUpload.value is read-only in ipywidgets 7 (the browser sets it)
+    pg.content_picker.upload.set_trait("value", _upload_value("my photo.png", _png_file()))
     assert pg.content_picker.dropdown.value == "upload: my photo.png"
+    assert _png(pg.content_picker.thumb.value)[:8] == PNG_MAGIC
     p = pg.params
     assert p["content_name"] == "my_photo"
     res = pg.run(wait=True)
     assert res.name.startswith("my_photo+starry_night_")
+    assert res.image.shape[-2:] == (19, 32)  # the upload's 40x24 aspect, longest side 32
 
 
 def test_save_writes_a_parameter_encoded_file_and_never_overwrites(pg, tmp_path):
