@@ -145,3 +145,36 @@ def check_gram_matrix(fn: Callable) -> bool:
 
 
 # --- Notebook 05-06 checks go below this line ---
+
+
+def check_total_loss(fn: Callable) -> bool:
+    """Notebook 05: ``fn(features, content_targets, style_grams, image, alpha, beta, gamma)`` -> the
+    objective ``alpha * L_content + beta * L_style + gamma * L_tv`` (a scalar tensor)."""
+    import torch
+
+    from .objective import Objective
+    from .vgg import VGGFeatures
+    cases = {"content only (β = γ = 0)": (2.0, 0.0, 0.0), "style only (α = γ = 0)": (0.0, 5.0, 0.0),
+             "TV only (α = β = 0)": (0.0, 0.0, 3.0), "all three terms": (1.0, 1e3, 10.0)}
+
+    def body() -> tuple[bool, str]:
+        ext = VGGFeatures(layers=["relu1_1", "relu2_1", "relu2_2"], weights="random", device="cpu")
+        g = torch.Generator().manual_seed(0)
+        content, style, image = (torch.rand(1, 3, 24, 24, generator=g) for _ in range(3))
+        obj = Objective(ext, content, style, ["relu2_2"], ["relu1_1", "relu2_1"], 1.0, 1.0, 1.0)
+        image.requires_grad_(True)
+        terms = obj(image)
+        for label, (a, b, c) in cases.items():
+            feats = ext(image, ["relu2_2", "relu1_1", "relu2_1"])
+            got = fn(feats, dict(obj.content_targets), dict(obj.style_grams), image, a, b, c)
+            if not isinstance(got, torch.Tensor) or got.numel() != 1:
+                return False, f"it returned {type(got).__name__}, not a scalar tensor"
+            want = a * terms["content"] + b * terms["style"] + c * terms["tv"]
+            if not torch.allclose(got.detach().float().reshape(()), want.detach(), rtol=1e-4, atol=1e-7):
+                return False, f"with {label} you got {float(got.detach()):.6g}, expected {float(want):.6g}"
+            if not got.requires_grad:
+                return False, "the result carries no gradient: use torch operations only (no .item())"
+        return True, f"matches nstlib.Objective in {len(cases)} weightings; gradients flow"
+    return run_check("total_loss", "total = alpha * (sum of nstlib.content_loss over the content targets) "
+                     "+ beta * nstlib.style_loss(features, style_grams) + gamma * nstlib.tv_loss(image); "
+                     "the case that fails names the term that is off.", body)
