@@ -116,10 +116,10 @@ def _open(src: Any, size: Size) -> tuple[Image.Image, str]:
         data = _download(text)
         fp: Any = io.BytesIO(data)
     else:
-        path = Path(text).expanduser()
         try:
+            path = Path(text).expanduser()
             exists = path.exists()
-        except (OSError, ValueError) as e:  # a NUL byte, a name too long, ...
+        except (OSError, ValueError, RuntimeError) as e:  # a NUL byte, a name too long, ~nobody, ...
             raise ImageError(f"{name} is not a usable file path ({e}); check the path") from None
         if not exists:
             from .examples import example_path, suggest
@@ -230,10 +230,10 @@ def save_image(img: torch.Tensor, path: str | Path, overwrite: bool = False) -> 
         raise ImageError(f"cannot save to {str(path)!r}: use a .png or .jpg file name")
     if not overwrite:
         path = free_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pil = to_pil(img)
     kwargs = {"quality": 95} if path.suffix.lower() in {".jpg", ".jpeg", ".webp"} else {}
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         pil.save(path, **kwargs)
     except OSError as e:
         raise ImageError(f"could not write {str(path)!r} ({e}); check the folder is writable") from None

@@ -54,13 +54,14 @@ def from_array(arr: np.ndarray, name: str) -> torch.Tensor:
         raise ImageError(f"{name} has shape {arr.shape}; expected (H, W), (H, W, 3) or (H, W, 4){hint}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageError(f"{name} is empty (shape {arr.shape})")
-    if arr.dtype == np.uint8:
+    kind, nbytes = arr.dtype.kind, arr.dtype.itemsize  # any byte order
+    if kind == "u" and nbytes == 1:
         x = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
+    elif kind == "u" and nbytes == 2:
         x = arr.astype(np.float32) / 65535.0
-    elif arr.dtype == np.bool_:
+    elif kind == "b":
         x = arr.astype(np.float32)
-    elif np.issubdtype(arr.dtype, np.floating):
+    elif kind == "f":
         x = arr.astype(np.float32)
         if not np.isfinite(x).all():
             raise ImageError(f"{name} contains NaN or infinite values; fix the array first")

@@ -166,7 +166,7 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
     if extractor is None:
         extractor = VGGFeatures(arch, content_layers + style_layers, pooling=pooling,
                                 weights=weights, device=dev)
-    warn_if_random(extractor)
+    warn_if_random(extractor, stacklevel=4)  # 4: past the @advise_on_oom wrapper, at the caller
     objective = Objective(extractor, target, styles or None, content_layers, style_layers,
                           alpha, beta, gamma, style_layer_weights, style_blend=style_blend,
                           mask=mask_img, style_outside=outside or None)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .config import resolve_device
 from .errors import ImageError, LayerError, WeightsError
+from .precision import amp_dtype, autocast, scale_grad, to_fp32, use_channels_last
 from .weights import BLOCKS, RandomWeightsWarning, WeightsSpec, resolve_state_dict
 
 __all__ = ["VGGFeatures", "layer_names", "min_side", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -78,12 +79,26 @@ def _build(arch: str, pooling: str) -> "OrderedDict[str, nn.Module]":
     return mods
 
 
-def _calibration_images(seed: int, n: int = 4, size: int = 96) -> torch.Tensor:
-    """Seeded image-like inputs in [0, 1]: noise with equal energy per octave (a 1/f spectrum), [n, 3, s, s]."""
+#: Bundled images the random weights are calibrated on (photos, paintings, a texture).
+CALIBRATION_IMAGES = ("astronaut", "chelsea_cat", "coffee", "neuschwanstein", "great_wave",
+                      "night_cafe", "spring", "brick")
+
+
+def _calibration_images(seed: int, size: int = 96) -> torch.Tensor:
+    """Images the paper-style normalization is measured on, [n, 3, size, size] in [0, 1].
+
+    The bundled photos and paintings (squashed to ``size``); if they are missing, seeded
+    image-like noise with equal energy per octave (a 1/f spectrum, as in photos).
+    """
+    from .examples import example_path
+    from .image import load_image
+    paths = [example_path(n) for n in CALIBRATION_IMAGES]
+    if all(p is not None for p in paths):
+        return torch.cat([load_image(p, size=(size, size), device="cpu") for p in paths])
     g = torch.Generator().manual_seed(seed + 7919)
-    img = torch.zeros(n, 3, size, size)
+    img = torch.zeros(len(paths), 3, size, size)
     for s in (3, 6, 12, 24, 48, size):
-        noise = torch.randn(n, 3, s, s, generator=g)  # equal energy per octave, as in photos
+        noise = torch.randn(len(paths), 3, s, s, generator=g)
         img += nn.functional.interpolate(noise, size=(size, size), mode="bilinear", align_corners=False)
     lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
     return (img - lo) / (hi - lo)
@@ -92,8 +107,9 @@ def _calibration_images(seed: int, n: int = 4, size: int = 96) -> torch.Tensor:
 @torch.no_grad()
 def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
     """Seeded He-normal init, then the paper's normalization: every channel's mean ReLU
-    activation over the calibration images and positions is scaled to 1, layer by layer
-    (a ReLU network is positively homogeneous, so this only rescales); near-silent channels
+    activation over the calibration images (bundled photos and paintings) and positions is
+    scaled to 1, layer by layer (a ReLU network is positively homogeneous, so this only
+    rescales); near-silent channels
     are scaled as if their mean were half the layer's median."""
     g = torch.Generator().manual_seed(seed)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -126,6 +142,11 @@ class VGGFeatures(nn.Module):
             ``None``/``"random"`` for seeded random weights rescaled to the pretrained regime.
         device: where the network runs (default: :func:`nstlib.default_device`).
         seed: the seed of random weights (ignored for pretrained ones).
+        precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (bf16/fp16 on CUDA,
+            fp32 elsewhere): the network runs under autocast, the features come out in float32
+            (:mod:`nstlib.precision`).
+        channels_last: store activations channels-last (NHWC); ``None``: on for the CPU, where it
+            is faster, and for reduced precision on CUDA.
 
     Input: [B, 3, H, W] in [0, 1]; ImageNet mean/std normalization happens inside.
     Output: ``{name: Tensor[B, C_l, H_l, W_l]}`` for the requested layers.
@@ -133,7 +154,8 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, arch: str = "vgg19", layers: Iterable[str] = DEFAULT_LAYERS,
                  pooling: str = "max", weights: WeightsSpec = "imagenet",
-                 device: str | torch.device | None = None, seed: int = 0) -> None:
+                 device: str | torch.device | None = None, seed: int = 0, precision: str = "fp32",
+                 channels_last: bool | None = None) -> None:
         super().__init__()
         _check_choice("arch", arch, ARCHS)
         _check_choice("pooling", pooling, POOLINGS)
@@ -165,7 +187,10 @@ class VGGFeatures(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
-        self.to(resolve_device(device))
+        dev = resolve_device(device)
+        self.precision, self.amp_dtype = precision, amp_dtype(precision, dev)
+        self.channels_last = use_channels_last(channels_last, dev, self.amp_dtype)
+        self.to(dev, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     @property
     def device(self) -> torch.device:
@@ -193,15 +218,18 @@ class VGGFeatures(nn.Module):
             raise ImageError(f"image of size {tuple(img.shape[-2:])} is too small for layer(s) "
                              f"{sorted(want)}: the poolings before them need at least {need} px "
                              "on each side; use a larger size")
-        x = (img - self.mean) / self.std
+        x = scale_grad((img - self.mean) / self.std, self.amp_dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
-        for name, module in self.body.named_children():
-            x = module(x)
-            if name in want:
-                out[name] = x
-                if len(out) == len(want):
-                    break
-        return out
+        with autocast(x.device, self.amp_dtype):
+            for name, module in self.body.named_children():
+                x = module(x)
+                if name in want:
+                    out[name] = x
+                    if len(out) == len(want):
+                        break
+        return to_fp32(out, self.amp_dtype)
 
     @property
     def layers_in_body(self) -> list[str]:
@@ -211,8 +239,11 @@ class VGGFeatures(nn.Module):
         return f"arch={self.arch}, pooling={self.pooling}, layers={self.layers}, weights={self.weights_source}"
 
 
-def warn_if_random(ext: VGGFeatures) -> None:
-    """Warn (once per call site) that results from a random-weights extractor are not meaningful."""
+def warn_if_random(ext: VGGFeatures, stacklevel: int = 3) -> None:
+    """Warn (once per call site) that results from a random-weights extractor are not meaningful.
+
+    ``stacklevel`` 3 points at the caller of the function calling this one (add one per decorator)."""
     if not ext.pretrained:
         warnings.warn(f"the VGG network has {ext.weights_source} weights: this image shows the "
-                      "algorithm running, not a real style transfer", RandomWeightsWarning, stacklevel=3)
+                      "algorithm running, not a real style transfer", RandomWeightsWarning,
+                      stacklevel=stacklevel)
