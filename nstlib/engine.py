@@ -130,8 +130,6 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
             raise _Stop("done")
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
-        if not torch.isfinite(x).all():  # NaN in the image itself
-            raise _Diverged()
         if x.grad is not None:
             x.grad.zero_()
         losses = objective(x)
@@ -140,7 +138,7 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
         if not torch.isfinite(total):
             raise _Diverged()
         total.backward()
-        if not torch.isfinite(x.grad).all():
+        if not (torch.isfinite(x.grad).all() and torch.isfinite(x).all()):  # the gradient, the image
             raise _Diverged()
         vals = {k: float(v.detach()) for k, v in losses.items()}
         step = s["step"]
