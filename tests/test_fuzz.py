@@ -19,7 +19,7 @@ from PIL import Image
 
 import nstlib
 
-FUZZ = settings(max_examples=120, deadline=None, database=None, derandomize=False,
+FUZZ = settings(max_examples=100, deadline=None, database=None, derandomize=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 SIZES = st.one_of(st.none(), st.integers(1, 48))
 
@@ -99,7 +99,7 @@ def test_fuzz_bytes_as_files(fuzz_dir, data, suffix, size):
     _load_or_nst_error(str(path), size)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=40)
 @given(text=st.text(max_size=40))
 def test_fuzz_path_strings(text):
     _load_or_nst_error(text, 16)
@@ -148,7 +148,7 @@ def test_fuzz_tensors(shape, dtype, kind, grad, size):
     _load_or_nst_error(t, size)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=40)
 @given(data=st.binary(max_size=1024))
 def test_fuzz_weight_files_raise_weights_error(fuzz_dir, data):
     path = fuzz_dir / "weights.pth"
