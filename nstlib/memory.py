@@ -61,7 +61,8 @@ def _is_oom(e: BaseException) -> bool:
     if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
         return True
     text = str(e)
-    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text)
+    return isinstance(e, RuntimeError) and any(  # MPS and the CPU allocator raise RuntimeError
+        k in text for k in ("out of memory", "can't allocate memory", "not enough memory"))
 
 
 def advise_on_oom(fn: F) -> F:

@@ -135,14 +135,20 @@ def ext():
     return nstlib.VGGFeatures("vgg19", layers, weights="random", device="cpu")
 
 
-@pytest.mark.parametrize("at_call", [1, 4])  # computing the targets, or during the optimization
-def test_out_of_memory_gives_advice_with_a_size_that_fits(ext, monkeypatch, at_call):
+OOM = {"cuda": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+       "mps": RuntimeError("MPS backend out of memory (MPS allocated: 8.00 GB)"),
+       "cpu": RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 4 GB")}
+
+
+@pytest.mark.parametrize("at_call, kind", [(1, "cuda"), (4, "cuda"), (4, "mps"), (4, "cpu")])
+def test_out_of_memory_gives_advice_with_a_size_that_fits(ext, monkeypatch, at_call, kind):
+    """at_call 1: while computing the targets; 4: during the optimization."""
     calls, forward = [0], ext.forward
 
     def hungry(*args, **kwargs):
         calls[0] += 1
         if calls[0] == at_call:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise OOM[kind]
         return forward(*args, **kwargs)
     monkeypatch.setattr(ext, "forward", hungry)
     with pytest.raises(nstlib.OutOfMemoryError) as err:
@@ -151,6 +157,12 @@ def test_out_of_memory_gives_advice_with_a_size_that_fits(ext, monkeypatch, at_c
     assert isinstance(err.value, nstlib.NSTError) and "out of memory" in msg and "size=64" in msg
     fit = int(re.search(r"about size=(\d+) should fit", msg).group(1))
     assert 16 <= fit < 64
+
+
+def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(ext, monkeypatch):
+    monkeypatch.setattr(ext, "forward", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        nstlib.stylize(torch.rand(3, 64, 48), None, extractor=ext, size=64, steps=2)
 
 
 def test_out_of_memory_estimate_scales_with_free_memory():
