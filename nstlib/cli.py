@@ -10,6 +10,7 @@ from typing import Sequence
 from .color import PRESERVE_COLOR
 from .engine import OPTIMIZERS
 from .errors import NSTError
+from .image import SAVE_SUFFIXES
 from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
 from .vgg import ARCHS, POOLINGS
 
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     styles = _styles(args)
     if not styles:
         parser.error("give a style image: STYLE or --style IMG")
+    if args.output and Path(args.output).suffix.lower() not in SAVE_SUFFIXES:
+        parser.error(f"-o {args.output}: the file name must end in one of {', '.join(SAVE_SUFFIXES)}")
     steps = args.steps if args.steps is not None else default_steps(args.optimizer)
     warnings.simplefilter("default")
     bar = tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
@@ -112,8 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the optimization started (it keeps its best image itself)
+        bar.close()
+        print("interrupted before any step ran; nothing to save", file=sys.stderr)
+        return 130
     bar.close()
-    path = result.save(args.output) if args.output else result.save()
+    try:
+        path = result.save(args.output) if args.output else result.save()
+    except NSTError as e:  # e.g. an unwritable folder: keep the result anyway
+        path = result.save()
+        print(f"error: {e}; saved the result as {path} instead", file=sys.stderr)
     loss = result.losses.get("total", float("nan"))
     print(f"saved {path} ({result.stopped} after {len(result.history)} steps, "
           f"{result.seconds:.1f} s, best loss {loss:.4g} at step {result.best_step})")

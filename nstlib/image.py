@@ -29,6 +29,7 @@ Size = Union[int, tuple[int, int], None]
 
 URL_TIMEOUT = 20.0  # seconds
 MAX_DOWNLOAD_BYTES = 64 * 2**20
+SAVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what save_image writes
 MAX_PIXELS = 20_000 * 20_000  # refuse anything larger (decompression bombs)
 
 
@@ -226,7 +227,7 @@ def save_image(img: torch.Tensor, path: str | Path, overwrite: bool = False) -> 
         The path actually written.
     """
     path = Path(path).expanduser()
-    if path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}:
+    if path.suffix.lower() not in SAVE_SUFFIXES:
         raise ImageError(f"cannot save to {str(path)!r}: use a .png or .jpg file name")
     if not overwrite:
         path = free_path(path)
