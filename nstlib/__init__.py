@@ -19,6 +19,7 @@ from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .masks import masked_gram_matrix
 from .plot import notice, plot_history, show
 from .transfer import Objective, reconstruct, stylize
+from .sweep import SweepResult, sweep
 from .vgg import VGGFeatures, layer_names
 from .weights import RandomWeightsWarning
 
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUICK", "default_device", "default_size", "offline", "pick",
-    "Result", "optimize", "Objective", "stylize", "reconstruct",
+    "Result", "optimize", "Objective", "stylize", "reconstruct", "sweep", "SweepResult",
     "NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError", "OutOfMemoryError",
     "RandomWeightsWarning",
     "example", "examples", "load_image", "resize", "save_image", "to_pil",

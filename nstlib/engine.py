@@ -135,22 +135,28 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
         losses = objective(x)
         total = losses["total"]
         s["step"] += 1
-        if not torch.isfinite(total):
-            raise _Diverged()
         total.backward()
-        if not (torch.isfinite(x.grad).all() and torch.isfinite(x).all()):  # the gradient, the image
+        vals, per, finite = _fetch(losses, x)  # the step's only host sync
+        if not finite:  # NaN/inf in the loss, its gradient or the image itself
             raise _Diverged()
-        vals = {k: float(v.detach()) for k, v in losses.items()}
         step = s["step"]
         res.history.append({"step": step, "total": vals["total"], "content": vals.get("content", 0.0),
                             "style": vals.get("style", 0.0), "tv": vals.get("tv", 0.0),
                             "seconds": time.perf_counter() - s["t0"]})
+        if per:  # a batch with per-image objectives (nstlib.sweep): keep each image's best
+            res.history[-1]["per_image"] = per
+            bests = s.setdefault("per_best", [math.inf] * len(per))
+            for i, v in enumerate(per):
+                if v < bests[i]:
+                    bests[i] = v
+                    best[i].copy_(x[i].detach())
         if vals["total"] < s["best"]:
             s["best"] = vals["total"]
-            best.copy_(x.detach())
+            if not per:
+                best.copy_(x.detach())
             res.best_step = step
         if step % every == 0 or step == steps:
-            snap = x.detach().clamp(0.0, 1.0).cpu().clone()
+            snap = x.detach().to("cpu", copy=True)  # x is already clamped
             res.snapshots.append((step, snap))
             if callback is not None and callback(step, snap, vals) is False:
                 raise _Stop("callback")
@@ -201,9 +207,26 @@ def check_count(name: str, value: object) -> int:
     return int(value)
 
 
+def _fetch(losses: dict, x: torch.Tensor) -> tuple[dict, list, bool]:
+    """The scalar losses as floats, the per-image totals (if any) and whether the loss, gradient
+    and image are finite, in one device-to-host copy (a sum is finite only if every term is, and
+    the sums avoid image-sized temporaries)."""
+    keys = [k for k, v in losses.items() if v.dim() == 0]
+    parts = [losses[k].detach().float().reshape(1) for k in keys]
+    parts += [x.detach().sum().reshape(1), x.grad.sum().reshape(1)]
+    if "per_image" in losses:
+        parts.append(losses["per_image"].detach().float().reshape(-1))
+    flat = torch.cat(parts).tolist()
+    n = len(keys)
+    return dict(zip(keys, flat[:n])), flat[n + 2:], all(map(math.isfinite, flat))
+
+
 def _make(optimizer: str, x: torch.Tensor, lr: float, remaining: int) -> torch.optim.Optimizer:
     if optimizer == "adam":
         return torch.optim.Adam([x], lr=lr)
+    if x.shape[0] > 1:  # a batch of independent images: one L-BFGS history per image
+        from .lbfgs import BatchLBFGS
+        return BatchLBFGS([x], lr=lr, max_iter=remaining, history_size=LBFGS_HISTORY)
     # max_iter=remaining: one .step() performs exactly `remaining` evaluations (no line search);
     # the tolerances are disabled so that it never stops early on a tiny gradient or change.
     return torch.optim.LBFGS([x], lr=lr, max_iter=remaining, max_eval=2 * remaining + 10,

@@ -17,6 +17,12 @@ from .vgg import VGGFeatures
 __all__ = ["Objective"]
 
 
+def _weight(w: float | Sequence[float] | torch.Tensor, device: torch.device) -> float | torch.Tensor:
+    """A number stays a float; a sequence becomes a [B] tensor of per-image weights."""
+    t = torch.as_tensor(w, dtype=torch.float32)
+    return float(t) if t.dim() == 0 else t.reshape(-1).to(device)
+
+
 class Objective:
     """``alpha * content + beta * style + gamma * tv`` with its targets computed once.
 
@@ -26,6 +32,11 @@ class Objective:
     ``style`` may be one image or a list blended with ``style_blend`` (:mod:`nstlib.styles`). With a
     ``mask`` [1, 1, H, W] the style term uses masked Gram matrices inside it, plus
     ``style_outside``'s (if given) with ``1 - mask`` (:mod:`nstlib.masks`).
+
+    Per-image weights (:func:`nstlib.sweep`): when a weight is a sequence of B values, the image is
+    a batch [B, 3, H, W] and image b gets ``alpha[b] * content_b + beta[b] * style_b + gamma[b] * tv_b``;
+    ``"total"`` is the sum over images (so each image's gradient is that of its own objective),
+    ``"per_image"`` the [B] totals, and content/style/tv the sums of the per-image terms.
     """
 
     def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None, style: torch.Tensor | None,
@@ -35,9 +46,14 @@ class Objective:
                  style_blend: Sequence[float] | None = None, mask: torch.Tensor | None = None,
                  style_outside: torch.Tensor | None = None) -> None:
         self.ext = extractor
-        self.weights = (float(content_weight), float(style_weight), float(tv_weight))
-        self.content_layers = list(content_layers) if content is not None and content_weight else []
-        self.style_layers = list(style_layers) if style is not None and style_weight else []
+        self.weights = tuple(_weight(w, extractor.device) for w in (content_weight, style_weight, tv_weight))
+        self.per_image = any(isinstance(w, torch.Tensor) for w in self.weights)
+        if self.per_image and mask is not None:
+            raise ValueError("per-image weights do not support a mask; run masked transfers one at a time")
+        used = [bool(torch.as_tensor(w).ne(0).any()) for w in self.weights]
+        self.use_tv = used[2]
+        self.content_layers = list(content_layers) if content is not None and used[0] else []
+        self.style_layers = list(style_layers) if style is not None and used[1] else []
         self.style_layer_weights = dict(style_layer_weights or {})
         with torch.no_grad():
             self.content_targets = (extractor(content, self.content_layers) if self.content_layers else {})
@@ -51,14 +67,18 @@ class Objective:
     def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         alpha, beta, gamma = self.weights
         feats = self.ext(img, self.layers) if self.layers else {}
-        zero = img.new_zeros(())
-        c = sum((content_loss(feats[n], t) for n, t in self.content_targets.items()), zero)
+        red = "none" if self.per_image else "mean"
+        zero = img.new_zeros((img.shape[0],) if self.per_image else ())
+        c = sum((content_loss(feats[n], t, reduction=red) for n, t in self.content_targets.items()), zero)
         s = zero
         if self.style_grams and self.mask is None:
-            s = style_loss(feats, self.style_grams, self.style_layer_weights)
+            s = style_loss(feats, self.style_grams, self.style_layer_weights, reduction=red)
         elif self.style_grams:
             s = masked_style_loss(feats, self.style_grams, self.mask, self.style_layer_weights)
             if self.outside_grams:
                 s = s + masked_style_loss(feats, self.outside_grams, 1 - self.mask, self.style_layer_weights)
-        tv = tv_loss(img) if gamma else zero
-        return {"total": alpha * c + beta * s + gamma * tv, "content": c, "style": s, "tv": tv}
+        tv = tv_loss(img, reduction=red) if self.use_tv else zero
+        total = alpha * c + beta * s + gamma * tv
+        if self.per_image:
+            return {"total": total.sum(), "content": c.sum(), "style": s.sum(), "tv": tv.sum(), "per_image": total}
+        return {"total": total, "content": c, "style": s, "tv": tv}

@@ -107,7 +107,8 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
             seed: int = 0, callback: Callback | None = None, every: int | None = None,
             device: str | torch.device | None = None, preserve_color: str | None = None,
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
-            mask: ImageSource | None = None, style_outside: ImageSource | None = None) -> Result:
+            mask: ImageSource | None = None, style_outside: ImageSource | None = None,
+            scales: int | Sequence[int] | None = None, precision: str = "fp32") -> Result:
     """Paint ``content`` in the style of ``style`` by optimizing the pixels.
 
     Args:
@@ -134,10 +135,19 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
         mask: [H, W] mask or black-and-white image (white = inside, content's aspect ratio): the style
             is applied only inside it, with masked Gram matrices; ``style_outside`` (optional) is
             applied outside it (:mod:`nstlib.masks`).
+        scales: coarse to fine (:mod:`nstlib.multiscale`): a number of octaves (``3``: size/4,
+            size/2, size) or ascending sides ``[128, 256, 512]``; each stage starts from the last
+            one's image, upsampled. ``steps`` is then per stage (one int, or one count per stage).
+        precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (mixed precision on
+            CUDA): the network's precision when stylize builds it (:mod:`nstlib.precision`).
 
     Returns:
         A :class:`Result` (``.image`` [1, 3, H, W] in [0, 1], ``.history``, ``.snapshots``, ``.save()``).
     """
+    if scales is not None:  # every argument, as given, to the stage loop
+        args = dict(locals())
+        from .multiscale import coarse_to_fine
+        return coarse_to_fine(stylize, args)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if isinstance(init, str) and init not in INITS:
@@ -165,7 +175,7 @@ def stylize(content: ImageSource, style: ImageSource | None, *, content_weight: 
         style_outside=style_outside, min_size=need if style_layers else 1)
     if extractor is None:
         extractor = VGGFeatures(arch, content_layers + style_layers, pooling=pooling,
-                                weights=weights, device=dev)
+                                weights=weights, device=dev, precision=precision)
     warn_if_random(extractor, stacklevel=4)  # 4: past the @advise_on_oom wrapper, at the caller
     objective = Objective(extractor, target, styles or None, content_layers, style_layers,
                           alpha, beta, gamma, style_layer_weights, style_blend=style_blend,
