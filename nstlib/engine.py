@@ -48,7 +48,8 @@ class Result:
         image: the best image seen (lowest total loss), [1, 3, H, W] in [0, 1], on the CPU.
         history: one dict per step: ``step, total, content, style, tv, seconds`` (floats).
         snapshots: ``(step, image)`` pairs taken every ``every`` steps (CPU tensors).
-        stopped: why the run ended: ``"done"``, ``"callback"``, ``"interrupted"`` or ``"diverged"``.
+        stopped: why the run ended: ``"done"``, ``"callback"`` (it returned False),
+            ``"callback error"`` (it raised; a warning says what), ``"interrupted"`` or ``"diverged"``.
         best_step: the step whose image is ``image``.
         name: a file name that encodes the parameters (used by :meth:`save`).
         params: the parameters of the run.
@@ -158,8 +159,15 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
         if step % every == 0 or step == steps:
             snap = x.detach().to("cpu", copy=True)  # x is already clamped
             res.snapshots.append((step, snap))
-            if callback is not None and callback(step, snap, vals) is False:
-                raise _Stop("callback")
+            if callback is not None:
+                try:
+                    keep = callback(step, snap, vals)
+                except Exception as e:  # a broken callback (display, saving, ...) must not lose the run
+                    warnings.warn(f"the callback raised {type(e).__name__}: {e}; stopped at step {step} "
+                                  "and returned the best image so far", RuntimeWarning, stacklevel=2)
+                    raise _Stop("callback error") from None
+                if keep is False:
+                    raise _Stop("callback")
         return total
 
     failures, opt = 0, None

@@ -128,6 +128,16 @@ def test_callback_returning_false_stops_with_history_intact(optimizer):
     assert res.image.shape == (1, 3, 16, 16) and res.losses["total"] == min(h["total"] for h in res.history)
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_callback_that_raises_stops_the_run_but_keeps_the_result(optimizer):
+    def broken(step, image, losses):
+        if step == 4:
+            raise OSError("disk full")
+    with pytest.warns(RuntimeWarning, match="callback raised OSError: disk full"):
+        res = nstlib.optimize(_init(), _objective(), optimizer=optimizer, steps=50, every=2, callback=broken)
+    assert res.stopped == "callback error" and len(res.history) == 4 and res.best_step >= 1
+
+
 # ---------------------------------------------------------------- out of memory
 @pytest.fixture(scope="module")
 def ext():
