@@ -10,7 +10,9 @@
 indentation; all outputs are removed.
 
 *Clean*: outputs and execution counts are removed, except the text printed (stdout) by cells
-marked ``# NBVAL_CHECK_OUTPUT``, which ``pytest --nbval-lax`` compares with a fresh run. Notebooks
+marked ``# NBVAL_CHECK_OUTPUT``, which ``pytest --nbval-lax`` compares with a fresh run. Such a cell
+keeps ``execution_count: 1``: nbval treats a cell with a null count as never run and fails when it
+has outputs. Notebooks
 are read and written as plain JSON (nbformat 4), so this needs nothing beyond the standard library.
 """
 from __future__ import annotations
@@ -72,7 +74,8 @@ def _is_check_output(cell: dict) -> bool:
 def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
     """Remove outputs, execution counts and run metadata (in place; returns ``nb``).
 
-    With ``keep_checked``, ``# NBVAL_CHECK_OUTPUT`` cells keep their stdout text (only).
+    With ``keep_checked``, ``# NBVAL_CHECK_OUTPUT`` cells keep their stdout text (only) and
+    ``execution_count`` 1 (nbval ignores the number but needs one).
     """
     for cell in nb.get("cells", []):
         meta = cell.get("metadata", {})
@@ -91,6 +94,8 @@ def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
                     text += "".join(chunk) if isinstance(chunk, list) else chunk
         cell["outputs"] = ([{"name": "stdout", "output_type": "stream",
                              "text": text.splitlines(keepends=True)}] if text else [])
+        if text:  # nbval skips (and refuses outputs of) a cell whose execution_count is null
+            cell["execution_count"] = 1
     nb.get("metadata", {}).pop("widgets", None)
     return nb
 
