@@ -103,7 +103,7 @@ def test_student_version_checks_fail_with_hint(path, tmp_path, monkeypatch):
     monkeypatch.setenv("NSTLIB_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(str(short), as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+    nbclient.NotebookClient(nb, timeout=600, startup_timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     checks = [c for c in nb.cells if c.cell_type == "code" and CHECK_CALL.search(c.source)]
     assert checks
