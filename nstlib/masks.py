@@ -101,7 +101,8 @@ def masked_gram_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 
 def masked_style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
                       mask: torch.Tensor, layer_weights: Mapping[str, float] | None = None) -> torch.Tensor:
-    r"""The style loss restricted to a mask: :math:`\sum_l w_l \frac{1}{C_l^2}\sum_{ij}(G^{m,l}_{ij} - A^l_{ij})^2`.
+    r"""The style loss restricted to a mask:
+    :math:`\sum_l w_l \frac{1}{C_l^2}\sum_{ij}(G^{m,l}_{ij} - A^l_{ij})^2`.
 
     Args:
         features: ``{layer: [B, C_l, H_l, W_l]}`` of the image being optimized.

@@ -68,7 +68,8 @@ def style_side(content_shape: Sequence[int], style_scale: float) -> int:
     except (TypeError, ValueError):
         raise ValueError(f"style_scale must be a positive number, got {style_scale!r}") from None
     if not (math.isfinite(s) and s > 0):
-        raise ValueError(f"style_scale must be a positive number (1 = the content's size), got {style_scale!r}")
+        raise ValueError(f"style_scale must be a positive number (1 = the content's size), "
+                         f"got {style_scale!r}")
     return max(1, round(s * max(content_shape[-2:])))
 
 
@@ -112,7 +113,8 @@ def prepare_inputs(content_img: torch.Tensor, style: object, *, preserve_color: 
     from .masks import load_mask
     dev = content_img.device
     styles = load_styles(style, content_img.shape, style_scale, dev) if style is not None else []
-    outside = load_styles(style_outside, content_img.shape, style_scale, dev) if style_outside is not None else []
+    outside = (load_styles(style_outside, content_img.shape, style_scale, dev)
+               if style_outside is not None else [])
     for s in styles + outside:
         if min(s.shape[-2:]) < min_size:
             raise ImageError(f"style_scale={style_scale!r} makes a style image {tuple(s.shape[-2:])} px, "
