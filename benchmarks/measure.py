@@ -1,0 +1,179 @@
+"""The measurements of ``benchmarks/run.py``; each runs in its own process and prints one JSON line.
+
+    python benchmarks/measure.py steps 256 --device cpu --steps 15 --repeats 3
+
+Kinds: ``steps`` (one size: the bound, L-BFGS and Adam seconds per step, time to a fixed loss,
+peak memory), ``sweep`` (a 3 x 3 grid as one batch vs nine runs), ``multiscale`` (time to the
+single-scale loss), ``options`` (channels_last, bf16 autocast, torch.compile).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+import warnings
+
+import torch
+
+import nstlib
+from nstlib.transfer import CONTENT_LAYERS, STYLE_LAYERS
+
+CONTENT, STYLE = "astronaut", "starry_night"  # a square photo: "512 px" is 512 x 512
+LAYERS = list(CONTENT_LAYERS) + list(STYLE_LAYERS)
+
+
+def extractor(device: str, **kw) -> nstlib.VGGFeatures:
+    return nstlib.VGGFeatures(layers=LAYERS, weights=kw.pop("weights", "imagenet"), device=device, **kw)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bound(ext: nstlib.VGGFeatures, side: int, device: str, n: int) -> float:
+    """Median seconds of one forward + backward pass of the network cut at its deepest layer."""
+    deepest = ext.layers_in_body[-1]
+    h, w = nstlib.load_image(CONTENT, size=side).shape[-2:]
+    x = torch.rand(1, 3, h, w, device=device, requires_grad=True)
+    times = []
+    for _ in range(n + 1):  # the first pass warms up
+        sync(device)
+        t = time.perf_counter()
+        ext(x, [deepest])[deepest].sum().backward()
+        sync(device)
+        times.append(time.perf_counter() - t)
+        x.grad = None
+    return statistics.median(times[1:])
+
+
+def per_step(result: nstlib.Result) -> float:
+    """Median seconds between consecutive steps (the first step is warm-up)."""
+    t = [h["seconds"] for h in result.history]
+    return statistics.median(b - a for a, b in zip(t[1:], t[2:]))
+
+
+def time_to(result: nstlib.Result, target: float) -> float | None:
+    """Seconds until the total loss first reached ``target`` (None if never)."""
+    return next((h["seconds"] for h in result.history if h["total"] <= target), None)
+
+
+def run(ext, side, optimizer, steps, **kw) -> nstlib.Result:
+    return nstlib.stylize(CONTENT, STYLE, extractor=ext, size=side, optimizer=optimizer, steps=steps, **kw)
+
+
+def steps_kind(a) -> dict:
+    ext = extractor(a.device)
+    out = {"size": a.size, "device": a.device, "steps": a.steps, "weights": ext.weights_source,
+           "channels_last": ext.channels_last, "bound": [], "lbfgs": [], "adam": [], "runs": {}}
+    for r in range(a.repeats):
+        for opt in ("lbfgs", "adam"):
+            out["bound"].append(bound(ext, a.size, a.device, 3))
+            res = run(ext, a.size, opt, a.steps)
+            out[opt].append(per_step(res))
+            if r == 0:
+                out["runs"][opt] = [(h["seconds"], h["total"]) for h in res.history]
+            else:  # the trajectory is the same, only the clock differs: keep the median run's clock
+                out["runs"].setdefault(opt + "_seconds", []).append(res.seconds)
+    # the fixed loss: the higher of the two final losses, so that both optimizers reach it
+    target = max(out["runs"]["lbfgs"][-1][1], out["runs"]["adam"][-1][1])
+    out["target_loss"] = target
+    for opt in ("lbfgs", "adam"):
+        out[f"{opt}_to_target"] = next(s for s, v in out["runs"][opt] if v <= target)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if a.device.startswith("cuda"):
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def sweep_kind(a) -> dict:
+    ext = extractor(a.device)
+    cw, sw = [0.1, 1.0, 10.0], [1e3, 1e4, 1e5]
+    out = {"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "batch": [], "separate": []}
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        grid = nstlib.sweep(CONTENT, STYLE, cw, sw, extractor=ext, size=a.size, steps=a.steps,
+                            optimizer=a.optimizer)
+        out["batch"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sep = [[run(ext, a.size, a.optimizer, a.steps, content_weight=c, style_weight=s) for s in sw] for c in cw]
+        out["separate"].append(time.perf_counter() - t)
+    out["max_rel_loss_diff"] = max(abs(grid.losses[i][j] - sep[i][j].losses["total"]) / sep[i][j].losses["total"]
+                                   for i in range(3) for j in range(3))
+    if not a.fresh:
+        return out
+    t = time.perf_counter()  # what a user does without an extractor: nine stylize calls as they are
+    for c in cw:
+        for s in sw:
+            nstlib.stylize(CONTENT, STYLE, size=a.size, steps=a.steps, optimizer=a.optimizer, device=a.device,
+                           content_weight=c, style_weight=s)
+    out["separate_fresh"] = time.perf_counter() - t
+    return out
+
+
+def multiscale_kind(a) -> dict:
+    ext = extractor(a.device)
+    single = run(ext, a.size, "lbfgs", a.steps)
+    target = single.history[-1]["total"]
+    coarse = [int(s) for s in a.coarse.split(",")]
+    sides = [max(16, round(a.size / 2 ** k)) for k in range(len(coarse), 0, -1)] + [a.size]
+
+    def stop(step, img, losses):  # stop once the full-size stage reaches the single-scale loss
+        return not (max(img.shape[-2:]) == a.size and losses["total"] <= target)
+    t = time.perf_counter()
+    multi = nstlib.stylize(CONTENT, STYLE, extractor=ext, size=a.size, scales=sides,
+                           steps=coarse + [a.steps], every=1, callback=stop)
+    wall = time.perf_counter() - t
+    reach = next((h["seconds"] for h in multi.history if h["size"] == a.size and h["total"] <= target), None)
+    return {"size": a.size, "steps": a.steps, "sides": sides, "coarse_steps": coarse, "target_loss": target,
+            "single_seconds": single.seconds, "multi_seconds_to_target": reach, "multi_wall": wall,
+            "multi_full_size_steps": sum(1 for h in multi.history if h["size"] == a.size),
+            "multi_final_loss": multi.history[-1]["total"]}
+
+
+def options_kind(a) -> dict:
+    out = {"size": a.size, "steps": a.steps}
+    plain, nhwc = extractor(a.device, channels_last=False), extractor(a.device, channels_last=True)
+    out["bound_contiguous"], out["bound_channels_last"] = [], []
+    for _ in range(a.repeats):  # interleaved, so that the machine's load hits both alike
+        out["bound_contiguous"].append(bound(plain, a.size, a.device, 3))
+        out["bound_channels_last"].append(bound(nhwc, a.size, a.device, 3))
+    ref = run(nhwc, a.size, "lbfgs", a.steps)
+    out["fp32_step"], out["fp32_loss"] = per_step(ref), ref.history[-1]["total"]
+    for p in nstlib.precision.iter_precisions():
+        r = run(extractor(a.device, precision=p), a.size, "lbfgs", a.steps)
+        out[f"{p}_step"], out[f"{p}_loss"] = per_step(r), r.history[-1]["total"]
+        out[f"{p}_image_diff"] = float((r.image - ref.image).abs().mean())
+    if a.compile:
+        comp = extractor(a.device)
+        t = time.perf_counter()
+        comp.forward = torch.compile(comp.forward)
+        first = run(comp, a.size, "lbfgs", 2)
+        out["compile_first_run"] = time.perf_counter() - t
+        out["compile_step"] = per_step(run(comp, a.size, "lbfgs", a.steps))
+        out["compile_overhead"] = out["compile_first_run"] - 2 * out["compile_step"]
+        del first
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options"])
+    p.add_argument("size", type=int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--optimizer", default="lbfgs")
+    p.add_argument("--coarse", default="100,60", help="steps of the coarse stages, coarsest first")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--fresh", action="store_true", help="sweep: also time nine stylize calls that build their network")
+    a = p.parse_args()
+    warnings.simplefilter("ignore")
+    out = {"steps": steps_kind, "sweep": sweep_kind, "multiscale": multiscale_kind, "options": options_kind}[a.kind](a)
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The text of docs/benchmarks.md, rendered from benchmarks/results.json by benchmarks/run.py."""
+from __future__ import annotations
+
+import statistics
+
+med = statistics.median
+
+
+def _stamp(r: dict) -> str:
+    if "note" in r:  # a result recorded from a run outside run.py (see its note)
+        return r["note"]
+    return f"measured {r['date']}, {r['wall']:.0f} s wall, load average {r['load'][0]} -> {r['load'][1]}"
+
+
+def _targets(res: dict) -> list[str]:
+    out = []
+    steps = res.get("steps", {})
+    ratios = [(k, med(r["lbfgs"]) / med(r["bound"]), med(r["adam"]) / med(r["bound"])) for k, r in steps.items()]
+    if ratios:
+        worst = max(max(lb, ad) for _, lb, ad in ratios)
+        each = ", ".join(f"{k.split(':')[1]} px {lb:.2f} / {ad:.2f}" for k, lb, ad in ratios if k.startswith("cpu"))
+        out.append(f"| Step cost <= 1.15 x the bound | L-BFGS / Adam: {each} | "
+                   f"{'met' if worst <= 1.15 else 'not met'} (worst {worst:.2f}) |")
+    if "sweep" in res:
+        s = res["sweep"]
+        speed = med(s["separate"]) / med(s["batch"])
+        out.append(f"| 3 x 3 sweep >= 1.5 x faster than nine runs at {s['size']} px | {speed:.2f} x "
+                   f"({med(s['separate']):.0f} s vs {med(s['batch']):.0f} s) | "
+                   f"{'met' if speed >= 1.5 else 'not met'} |")
+    if "multiscale" in res:
+        m = res["multiscale"]
+        if m["multi_seconds_to_target"] is None:
+            out.append(f"| Multi-scale <= 0.5 x the time at {m['size']} px | did not reach the single-scale "
+                       f"loss {m['target_loss']:.4g} (ended at {m['multi_final_loss']:.4g}) | not met |")
+        else:
+            ratio = m["multi_seconds_to_target"] / m["single_seconds"]
+            out.append(f"| Multi-scale <= 0.5 x the time at {m['size']} px | {ratio:.2f} x "
+                       f"({m['multi_seconds_to_target']:.0f} s vs {m['single_seconds']:.0f} s) | "
+                       f"{'met' if ratio <= 0.5 else 'not met'} |")
+    big = steps.get("cpu:512")
+    if big:
+        out.append(f"| Peak RSS at 512 px on CPU <= 2.5 GB | {big['peak_rss_mb'] / 1024:.2f} GB | "
+                   f"{'met' if big['peak_rss_mb'] <= 2560 else 'not met'} |")
+    elif "rss512_partial_mb" in res:  # an unfinished run's high-water mark (see the notes)
+        part = res["rss512_partial_mb"]
+        out.append(f"| Peak RSS at 512 px on CPU <= 2.5 GB | {part / 1024:.2f} GiB high-water mark of an "
+                   f"unfinished run; + at most 0.59 GiB of L-BFGS history = {(part + 600) / 1024:.1f} GiB "
+                   "expected | not confirmed |")
+    return out
+
+
+def _sweep(res: dict) -> str:
+    if "sweep" not in res:
+        return "Not measured yet (`python benchmarks/run.py --only sweep`).\n"
+    s = res["sweep"]
+    return (f"A 3 x 3 grid (alpha 0.1, 1, 10; beta 1e3, 1e4, 1e5) at {s['size']} px, {s['steps']} "
+            f"{s['optimizer']} steps per image ({_stamp(s)}):\n\n"
+            f"| run | seconds |\n|---|---|\n"
+            f"| `nstlib.sweep`, one batch of 9 | {med(s['batch']):.1f} |\n"
+            f"| nine `stylize` calls sharing one extractor | {med(s['separate']):.1f} |\n"
+            + (f"| nine `stylize` calls as they come (each builds its network) | {s['separate_fresh']:.1f} |\n"
+               if "separate_fresh" in s else "") + "\n"
+            f"The largest relative difference between a grid image's best loss and its separate run's: "
+            f"{s['max_rel_loss_diff']:.2g} (float rounding of the batched convolutions, amplified by "
+            f"the optimization; a different thread count moves a single run by as much).\n")
+
+
+def _multiscale(res: dict) -> str:
+    if "multiscale" not in res:
+        return "Not measured yet (`python benchmarks/run.py --only multiscale`).\n"
+    m = res["multiscale"]
+    reach = m["multi_seconds_to_target"]
+    return (f"Single scale: {m['steps']} L-BFGS steps at {m['size']} px, final loss {m['target_loss']:.4g} "
+            f"in {m['single_seconds']:.1f} s. Coarse to fine: sides {m['sides']}, "
+            f"{m['coarse_steps']} steps at the coarse sides, then L-BFGS at {m['size']} px until the loss "
+            f"is at most the single-scale one: "
+            + (f"reached after {m['multi_full_size_steps']} full-size steps, {reach:.1f} s from the start "
+               f"(coarse stages and every stage's setup included), {reach / m['single_seconds']:.2f} x the "
+               "single-scale time." if reach is not None else "not reached.")
+            + f" ({_stamp(m)})\n")
+
+
+def _options(res: dict) -> str:
+    if "options" not in res:
+        return "Not measured yet (`python benchmarks/run.py --only options`).\n"
+    o = res["options"]
+    c, n = med(o["bound_contiguous"]), med(o["bound_channels_last"])
+    lines = [f"At {o['size']} px, {o['steps']} L-BFGS steps ({_stamp(o)}):", "",
+             f"* **channels_last**: the bound is {c:.3f} s contiguous vs {n:.3f} s channels-last "
+             f"({c / n:.2f} x faster); on by default on the CPU.",
+             f"* **fp32** (reference): {o['fp32_step']:.3f} s/step, final loss {o['fp32_loss']:.4g}."]
+    for p in ("bf16", "fp16"):
+        if f"{p}_step" in o:
+            lines.append(f"* **{p} autocast on the CPU**: {o[f'{p}_step']:.3f} s/step, final loss "
+                         f"{o[f'{p}_loss']:.4g} ({abs(o[f'{p}_loss'] / o['fp32_loss'] - 1):.1%} from fp32), "
+                         f"mean absolute pixel difference {o[f'{p}_image_diff']:.3f}. This only tests the "
+                         "code path: CPUs without bf16/fp16 units emulate it.")
+    if "compile_step" in o:
+        gain = o["fp32_step"] - o["compile_step"]
+        pays = gain > 0 and o["compile_overhead"] < 300 * gain
+        lines.append(f"* **torch.compile** of the extractor: first run (compilation) costs "
+                     f"{o['compile_overhead']:.0f} s more than its steps; then {o['compile_step']:.3f} s/step vs "
+                     f"{o['fp32_step']:.3f}. Over a 300-step run it "
+                     + (f"pays (saves {300 * gain - o['compile_overhead']:.0f} s)." if pays else
+                        f"does not pay (300 steps save {300 * gain:.0f} s at most, against "
+                        f"{o['compile_overhead']:.0f} s of compilation), so nstlib does not offer it."))
+    return "\n".join(lines) + "\n"
+
+
+def render(res: dict, steps_table: str) -> str:
+    m = res["machine"]
+    steps = res.get("steps", {})
+    stamps = "; ".join(f"{k}: {_stamp(r)}" for k, r in steps.items())
+    return f"""# Benchmarks
+
+Produced by `python benchmarks/run.py` (options: `--sizes`, `--repeats`, `--steps`, `--only`;
+`--help`). Do not edit by hand: re-run it. Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB,
+torch {m['torch']} ({m['threads']} threads), Python {m['python']}, {m['os']}, CUDA: {m['cuda'] or 'none'}.
+
+**The machine was shared**: other jobs ran during the measurements (load averages below; 2.0
+means both cores busy). Each timing is a median, and each ratio compares two medians measured
+interleaved in the same process, so that load hits both sides alike; absolute seconds are
+still pessimistic. The VGG weights were seeded random ones (no download here): speed and memory
+do not depend on the weights, the loss values do.
+
+## Targets
+
+| target | reached | |
+|---|---|---|
+{chr(10).join(_targets(res))}
+
+## Steps
+
+Per size, in a fresh process: **bound** = one forward + backward pass of the frozen VGG19 cut at
+relu5_1 (the deepest layer in use), channels-last, median of 3 per repeat; **L-BFGS / Adam
+s/step** = median time between consecutive steps of `stylize` (one step = one forward + backward
+of the objective, plus the optimizer); **fixed loss** = the higher of the two optimizers' final
+losses, so both reach it, and the seconds each took. Peak RSS covers the whole process (torch
+itself takes about 0.3 GB).
+
+{steps_table}
+
+{stamps}
+
+## Sweep: a grid as one batch
+
+{_sweep(res)}
+`nstlib.sweep` minimizes the sum of the per-image objectives. The sum is separable, so Adam on
+the batch is the separate runs done together. L-BFGS on a batch would couple the images through
+its shared dot products and step scalars, so the engine gives a batch one L-BFGS history per
+image (`nstlib/lbfgs.py`): the separate runs in lockstep. Any speed-up comes from running one
+batched pass instead of nine small ones (better use of both cores) and from building the
+network and the targets once.
+
+## Multi-scale
+
+{_multiscale(res)}
+## Speed options
+
+{_options(res)}
+## Notes on this run
+
+{chr(10).join("* " + n for n in res.get("notes", [])) or "None."}
+
+## What the speed work consists of
+
+* The network is frozen (`requires_grad_(False)`) and cut after the deepest layer in use; the
+  content features and style Gram matrices are computed once per run.
+* The step has one host synchronization: the losses, the per-image totals and finiteness probes
+  of the gradient and the image travel in one tensor (`engine._fetch`); no image-sized
+  temporaries besides the gradient copy L-BFGS keeps; snapshots only every `every` steps.
+* Gram matrices of channels-last features are computed from an NHWC view without a copy.
+* Mixed precision (`precision="bf16" | "fp16" | "auto"`, `nstlib/precision.py`): the network
+  under autocast, features and losses in float32, fp16 gradients scaled by 2^12. Off by default:
+  it could not be tested on a GPU here; on this CPU it is emulated (slow) and changes the
+  losses by the amounts above, so "auto" (bf16/fp16 on CUDA only) is opt-in.
+"""
