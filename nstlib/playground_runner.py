@@ -166,7 +166,8 @@ class PlaygroundRun:
                          style_layers=p["style_layers"], style_layer_weights=p["style_layer_weights"],
                          optimizer=p["optimizer"], steps=int(p["steps"]), init=p["init"],
                          extractor=ext, size=int(p["size"]), seed=int(p["seed"]),
-                         callback=self.callback, every=self.every)
+                         callback=self.callback, every=self.every, preserve_color=p.get("preserve_color"),
+                         style_scale=float(p.get("style_scale", 1.0)))
         result.name = format_name(p["content_name"], p["style_name"], p["optimizer"], p["alpha"],
                                   p["beta"], p["gamma"], result.params["size"])
         result.params.update(content_name=p["content_name"], style_name=p["style_name"])

@@ -2,7 +2,8 @@
 
 Controls: content and style pickers (bundled images or your own upload, with thumbnails); the
 weights alpha (content), beta (style) and gamma (TV) on log sliders; the style layers with one
-weight each; the content layer; pooling, optimizer, init, steps, size and seed. Run starts the
+weight each; the content layer; pooling, optimizer, init, steps, size and seed; colour preservation
+and the style scale (notebook 06). Run starts the
 optimization in a background thread, so the notebook stays responsive: Stop ends it at the next
 step and keeps the best image so far. The image, the loss plot, the progress bar, a strip of
 snapshots and a status line update while it runs. Save writes the result into ``images/results/``
@@ -21,6 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
+from .color import PRESERVE_COLOR
 from .config import default_size, resolve_device
 from .engine import OPTIMIZERS, Result
 from .examples import examples
@@ -99,6 +101,10 @@ class Playground(widgets.VBox):
         self.size = widgets.IntSlider(value=size or default_size(dev), min=32, max=1024, step=16,
                                       description="size (px)", continuous_update=False, **small)
         self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", **small)
+        self.preserve_color = widgets.Dropdown(options=["none", *PRESERVE_COLOR], value="none",
+                                               description="keep colours", **small)
+        self.style_scale = widgets.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.05, description="style scale",
+                                               continuous_update=False, **small)
         self.layer_on = {n: widgets.Checkbox(value=True, description=n, indent=False,
                                              layout=widgets.Layout(width="90px")) for n in STYLE_CHOICES}
         self.layer_w = {n: widgets.BoundedFloatText(value=1.0, min=0.0, max=1e6, step=0.1,
@@ -122,7 +128,7 @@ class Playground(widgets.VBox):
             self.banner,
             _box([self.content_picker.box, self.style_picker.box], vertical=False),
             _box([_box([self.alpha, self.beta, self.gamma, self.content_layer, self.init, self.steps,
-                        self.size, self.seed]),
+                        self.size, self.seed, self.preserve_color, self.style_scale]),
                   _box([self.pooling, self.optimizer, layers])], vertical=False),
             _box([self.run_button, self.stop_button, self.save_button, self.progress], vertical=False),
             note, self.run_info, _box([self.image, self.plot], vertical=False), self.strip, self.status])
@@ -149,7 +155,8 @@ class Playground(widgets.VBox):
                     style_layers=on, style_layer_weights={n: float(self.layer_w[n].value) for n in on},
                     pooling=self.pooling.value, optimizer=self.optimizer.value, init=self.init.value,
                     steps=int(self.steps.value), size=int(self.size.value), seed=int(self.seed.value),
-                    arch=self.arch)
+                    arch=self.arch, style_scale=float(self.style_scale.value),
+                    preserve_color=None if self.preserve_color.value == "none" else self.preserve_color.value)
 
     # --- actions -----------------------------------------------------------------------------
     def run(self, wait: bool = False) -> Result | None:

@@ -215,7 +215,8 @@ def test_cli_runs_on_a_tiny_image(tmp_path, capsys):
     m = np.zeros((20, 32), np.uint8)
     m[:, :16] = 255
     Image.fromarray(m).save(mask)
-    common = [str(content), "--size", "48", "--steps", "2", "--weights", "random", "--device", "cpu", "--quiet"]
+    common = [str(content), "--size", "48", "--steps", "2", "--weights", "random", "--device", "cpu",
+              "--quiet"]
     out = tmp_path / "out.png"
     code = main(common + ["starry_night,great_wave", "--style-blend", "0.7,0.3", "--style-scale", "0.5",
                           "--preserve-color", "luminance", "--mask", str(mask), "--style-outside",
@@ -227,3 +228,18 @@ def test_cli_runs_on_a_tiny_image(tmp_path, capsys):
     assert "mask" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(common)  # no style at all
+
+
+# --- Playground -------------------------------------------------------------------------------------
+
+def test_playground_exposes_preserve_color_and_style_scale(tmp_path):
+    from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+    full = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
+    pg = Playground("chelsea_cat", "starry_night", steps=2, size=32, extractor=full, weights="random",
+                    results_dir=tmp_path)
+    assert pg.params["preserve_color"] is None and pg.params["style_scale"] == 1.0  # old behaviour
+    pg.preserve_color.value, pg.style_scale.value = "luminance", 1.5
+    res = pg.run(wait=True)
+    assert res.params["preserve_color"] == "luminance" and res.params["style_scale"] == 1.5
+    content = nstlib.example("chelsea_cat", size=32, device="cpu")
+    assert (chroma(res.image) - chroma(content)).abs().mean() < 1e-3
