@@ -82,7 +82,8 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement (medians are reported)")
     p.add_argument("--steps", type=int, default=None, help="steps per timed run (default 30/15/8 by size)")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--only", nargs="+", choices=SECTIONS + ("render",), default=list(SECTIONS),
+                   help="sections to measure; 'render' measures nothing and rebuilds the doc")
     p.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     p.add_argument("--sweep-size", type=int, default=128)
     p.add_argument("--sweep-steps", type=int, default=20)
@@ -100,6 +101,8 @@ def main() -> None:
         for key, value in json.loads(other.read_text()).items():
             if key == "steps":
                 results.setdefault("steps", {}).update(value)
+            elif key == "notes":
+                results["notes"] = results.get("notes", []) + [n for n in value if n not in results.get("notes", [])]
             elif key != "machine":
                 results[key] = value
     results["machine"] = machine()
@@ -123,7 +126,7 @@ def main() -> None:
     if not a.no_write:
         a.results.write_text(json.dumps(results, indent=1) + "\n")
         a.out.write_text(text)
-        print(f"wrote {a.out.relative_to(ROOT)} and {a.results.relative_to(ROOT)}")
+        print(f"wrote {a.out} and {a.results}")
 
 
 if __name__ == "__main__":
