@@ -89,7 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output and Path(args.output).suffix.lower() not in SAVE_SUFFIXES:
         parser.error(f"-o {args.output}: the file name must end in one of {', '.join(SAVE_SUFFIXES)}")
     steps = args.steps if args.steps is not None else default_steps(args.optimizer)
-    warnings.simplefilter("default")
     bar = tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
     out_dir = Path(args.output).parent if args.output else Path(".")
 
@@ -134,5 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def main_entry() -> None:
-    """Console-script entry point (``nstlib CONTENT STYLE``)."""
+    """Program entry point (``python -m nstlib``, ``nstlib``): shows each warning once, then runs."""
+    warnings.simplefilter("default")  # the process is ours here; main() leaves callers' filters alone
     sys.exit(main())
