@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import nstlib
-from nstlib import content_loss, gram_matrix, stylize, style_loss, sweep, tv_loss
+from nstlib import content_loss, gram_matrix, resize, stylize, style_loss, sweep, tv_loss
 from nstlib.engine import _fetch
 from nstlib.lbfgs import BatchLBFGS
 from nstlib.multiscale import scale_sides
@@ -87,7 +87,7 @@ def test_sweep_images_follow_their_separate_runs(optimizer, random_vgg, tiny_con
     grid = sweep(tiny_content, tiny_style, cw, sw, extractor=random_vgg, steps=steps, optimizer=optimizer,
                  size=48)
     assert len(grid.images) == 1 and len(grid.images[0]) == 2
-    assert grid.images[0][1].shape == tiny_content.shape and grid.result.image.shape[0] == 2
+    assert grid.images[0][1].shape == resize(tiny_content, 48).shape and grid.result.image.shape[0] == 2
     for j, b in enumerate(sw):
         alone = stylize(tiny_content, tiny_style, extractor=random_vgg, steps=steps, optimizer=optimizer, size=48,
                         content_weight=cw[0], style_weight=b)
@@ -96,7 +96,10 @@ def test_sweep_images_follow_their_separate_runs(optimizer, random_vgg, tiny_con
         # the same trajectory up to float rounding of the batched convolutions, which every step
         # amplifies (a change of thread count does the same to a single run): steps 1-2 tightly
         # (step 2 checks the first update, per image), step 3 (the first curvature pair) loosely
-        assert math.isclose(batch[0], want[0], rel_tol=1e-5) and math.isclose(batch[1], want[1], rel_tol=1e-4)
+        # Adam's first update is lr * sign(gradient): a pixel whose gradient is ~0 may flip sign under
+        # rounding and move by 2 * lr, so step 2 agrees only to ~1 % for Adam (exactly per image in math)
+        tol2 = 1e-2 if optimizer == "adam" else 1e-4
+        assert math.isclose(batch[0], want[0], rel_tol=1e-5) and math.isclose(batch[1], want[1], rel_tol=tol2)
         assert math.isclose(batch[2], want[2], rel_tol=5e-2), (b, batch, want)
         assert math.isclose(grid.losses[0][j], min(batch))
 
