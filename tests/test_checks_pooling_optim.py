@@ -10,6 +10,7 @@ import torch
 
 import nstlib
 from nstlib import checks
+from nstlib.checks import optimization as checks_optimization
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +85,9 @@ def test_adam_loop_on_a_vgg_objective(small_avg_vgg, tiny_content, tiny_style, c
 
 
 def test_reference_is_torch_adam():
-    obj, x0 = checks._pixel_objective()
-    mine = checks._adam_mistake(obj, x0, 5, 0.05, bias_correction=True, clamp=True)
-    assert mine == pytest.approx(checks._adam_torch(obj, x0, 5, 0.05), rel=1e-5)
+    obj, x0 = checks_optimization._pixel_objective()
+    mine = checks_optimization._adam_mistake(obj, x0, 5, 0.05, bias_correction=True, clamp=True)
+    assert mine == pytest.approx(checks_optimization._adam_torch(obj, x0, 5, 0.05), rel=1e-5)
 
 
 @pytest.mark.parametrize("fn, says", [

@@ -1,0 +1,15 @@
+"""Automatic checks for the course's exercises: ``nstlib.checks.check_<name>(fn)``.
+
+Each check calls the student's function on small inputs, compares it with the library's
+reference, and prints a clear PASS or FAIL with a hint. It never lets a traceback from deep
+inside torch reach the student: an exception raised by the student's code (including the
+``NotImplementedError`` of an unsolved exercise) is reported as a FAIL with the hint.
+
+Returns True on pass, False on fail, so a notebook cell can also ``assert`` it.
+"""
+from ._base import report, run_check
+from .optimization import check_gradient_norms, check_adam_loop
+from .representation import check_receptive_field, check_content_loss, check_gram_matrix
+from .transfer import check_masked_gram, check_total_loss
+
+__all__ = ['report', 'run_check', 'check_receptive_field', 'check_content_loss', 'check_gram_matrix', 'check_gradient_norms', 'check_adam_loop', 'check_masked_gram', 'check_total_loss']
