@@ -22,7 +22,7 @@ import torch
 
 from .engine import Result
 from .image import resize, to_pil
-from .transfer import format_name, stylize
+from .transfer import format_name, option_tags, stylize
 from .vgg import VGGFeatures
 
 __all__ = ["png_bytes", "loss_plot_png", "uploaded_files", "PlaygroundRun", "ExtractorCache", "View"]
@@ -169,7 +169,8 @@ class PlaygroundRun:
                          callback=self.callback, every=self.every, preserve_color=p.get("preserve_color"),
                          style_scale=float(p.get("style_scale", 1.0)))
         result.name = format_name(p["content_name"], p["style_name"], p["optimizer"], p["alpha"],
-                                  p["beta"], p["gamma"], result.params["size"])
+                                  p["beta"], p["gamma"], result.params["size"],
+                                  tags=option_tags(result.params))
         result.params.update(content_name=p["content_name"], style_name=p["style_name"])
         if result.history:  # the final view: the best image, the whole loss curve
             self.view.show_frame(png_bytes(result.image))

@@ -230,6 +230,18 @@ def test_cli_runs_on_a_tiny_image(tmp_path, capsys):
         main(common)  # no style at all
 
 
+def test_file_names_encode_the_options_that_differ_from_the_defaults(ext, content, style):
+    from nstlib.transfer import option_tags
+    plain = nstlib.stylize("chelsea_cat", "starry_night", extractor=ext, **{**SMALL, "steps": 1})
+    assert plain.name == "chelsea_cat+starry_night_lbfgs_cw1_sw1e4_tv44_s32.jpg"  # defaults: no tags
+    mask = torch.zeros(1, 1, *content.shape[-2:])
+    mask[..., :16] = 1
+    both = nstlib.stylize("chelsea_cat", ["starry_night", "great_wave"], extractor=ext, style_blend=[0.7, 0.3],
+                          preserve_color="histogram", style_scale=0.5, mask=mask, **{**SMALL, "steps": 1})
+    assert both.name == "chelsea_cat+starry_night+great_wave_lbfgs_cw1_sw1e4_tv44_s32_hist_blend0.7-0.3_ss0.5_mask.jpg"
+    assert option_tags(dict(arch="vgg16", pooling="avg", preserve_color="luminance")) == ["vgg16", "avg", "lum"]
+
+
 # --- Playground -------------------------------------------------------------------------------------
 
 def test_playground_exposes_preserve_color_and_style_scale(tmp_path):
@@ -243,3 +255,4 @@ def test_playground_exposes_preserve_color_and_style_scale(tmp_path):
     assert res.params["preserve_color"] == "luminance" and res.params["style_scale"] == 1.5
     content = nstlib.example("chelsea_cat", size=32, device="cpu")
     assert (chroma(res.image) - chroma(content)).abs().mean() < 1e-3
+    assert res.name.endswith("_s32_lum_ss1.5.jpg")  # the saved file says which options made it

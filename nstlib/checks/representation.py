@@ -43,8 +43,8 @@ def check_content_loss(fn: Callable) -> bool:
                 return False, bad
             if got.numel() != 1:
                 return False, f"it returned shape {tuple(got.shape)}; a loss is one number (a scalar tensor)"
-            want = content_loss(feats, target)
-            if not torch.allclose(got.detach().float().reshape(()), want.detach(), rtol=1e-4, atol=1e-6):
+            want = content_loss(feats, target).detach()
+            if not torch.allclose(got.detach().float().reshape(()), want, rtol=1e-4, atol=1e-6):
                 n = feats.numel()
                 why = _ratio_hint(float(got.detach()), float(want), {
                     f"you summed instead of averaging (x{n})": n, "you halved it (the mean has no 1/2)": 0.5})
