@@ -33,11 +33,12 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bound(ext: nstlib.VGGFeatures, side: int, device: str, n: int) -> float:
-    """Median seconds of one forward + backward pass of the network cut at its deepest layer."""
+def bound(ext: nstlib.VGGFeatures, side: int, device: str, n: int, batch: int = 1) -> float:
+    """Median seconds of one forward + backward pass of the network cut at its deepest layer,
+    for a batch of ``batch`` images."""
     deepest = ext.layers_in_body[-1]
     h, w = nstlib.load_image(CONTENT, size=side).shape[-2:]
-    x = torch.rand(1, 3, h, w, device=device, requires_grad=True)
+    x = torch.rand(batch, 3, h, w, device=device, requires_grad=True)
     times = []
     for _ in range(n + 1):  # the first pass warms up
         sync(device)
@@ -91,7 +92,11 @@ def steps_kind(a) -> dict:
 def sweep_kind(a) -> dict:
     ext = extractor(a.device)
     cw, sw = [0.1, 1.0, 10.0], [1e3, 1e4, 1e5]
-    out = {"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "batch": [], "separate": []}
+    out = {"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "batch": [], "separate": [],
+           "bound_1": [], "bound_9": []}
+    for _ in range(a.repeats):  # what batching can save at best: the network pass for 9 images vs 1
+        out["bound_1"].append(bound(ext, a.size, a.device, 5))
+        out["bound_9"].append(bound(ext, a.size, a.device, 5, batch=9))
     for _ in range(a.repeats):
         t = time.perf_counter()
         grid = nstlib.sweep(CONTENT, STYLE, cw, sw, extractor=ext, size=a.size, steps=a.steps,

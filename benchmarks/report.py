@@ -60,7 +60,13 @@ def _sweep(res: dict) -> str:
             f"| nine `stylize` calls sharing one extractor | {med(s['separate']):.1f} |\n"
             + (f"| nine `stylize` calls as they come (each builds its network) | {s['separate_fresh']:.1f} |\n"
                if "separate_fresh" in s else "") + "\n"
-            f"The largest relative difference between a grid image's best loss and its separate run's: "
+            + (f"What batching can gain at best, the network pass alone (the bound) in the same process: "
+               f"{med(s['bound_9']):.3f} s for a batch of 9 against 9 x {med(s['bound_1']):.3f} = "
+               f"{9 * med(s['bound_1']):.3f} s one at a time ({9 * med(s['bound_1']) / med(s['bound_9']):.2f} x). "
+               "On a CPU one 128 px image already keeps both cores busy, so a batch does the same "
+               "arithmetic in about the same time; on a GPU, where one small image leaves most of the "
+               "device idle, the batch is where the speed-up would come from.\n\n" if "bound_9" in s else "")
+            + f"The largest relative difference between a grid image's best loss and its separate run's: "
             f"{s['max_rel_loss_diff']:.2g} (float rounding of the batched convolutions, amplified by "
             f"the optimization; a different thread count moves a single run by as much).\n")
 
@@ -89,12 +95,16 @@ def _options(res: dict) -> str:
              f"* **channels_last**: the bound is {c:.3f} s contiguous vs {n:.3f} s channels-last "
              f"({c / n:.2f} x faster); on by default on the CPU.",
              f"* **fp32** (reference): {o['fp32_step']:.3f} s/step, final loss {o['fp32_loss']:.4g}."]
+    flags = res["machine"].get("half_units")
+    units = (f"This CPU has {', '.join(flags)}; whether torch uses such units for each operation shows in "
+             "the speed." if flags else "This CPU has no bf16/fp16 units (or they were not recorded): "
+             "torch emulates the type.")
     for p in ("bf16", "fp16"):
         if f"{p}_step" in o:
             lines.append(f"* **{p} autocast on the CPU**: {o[f'{p}_step']:.3f} s/step, final loss "
                          f"{o[f'{p}_loss']:.4g} ({abs(o[f'{p}_loss'] / o['fp32_loss'] - 1):.1%} from fp32), "
-                         f"mean absolute pixel difference {o[f'{p}_image_diff']:.3f}. This only tests the "
-                         "code path: CPUs without bf16/fp16 units emulate it.")
+                         f"mean absolute pixel difference {o[f'{p}_image_diff']:.3f}; {o['fp32_step'] / o[f'{p}_step']:.2f} x "
+                         f"the fp32 speed. {units}")
     if "compile_step" in o:
         gain = o["fp32_step"] - o["compile_step"]
         pays = gain > 0 and o["compile_overhead"] < 300 * gain
@@ -102,9 +112,22 @@ def _options(res: dict) -> str:
                      f"{o['compile_overhead']:.0f} s more than its steps; then {o['compile_step']:.3f} s/step vs "
                      f"{o['fp32_step']:.3f}. Over a 300-step run it "
                      + (f"pays (saves {300 * gain - o['compile_overhead']:.0f} s)." if pays else
+                        "does not pay (the compiled steps are slower), so nstlib does not offer it." if gain <= 0 else
                         f"does not pay (300 steps save {300 * gain:.0f} s at most, against "
                         f"{o['compile_overhead']:.0f} s of compilation), so nstlib does not offer it."))
     return "\n".join(lines) + "\n"
+
+
+def _load(res: dict) -> str:
+    """Say whether other work shared the machine: the benchmark alone keeps the load near the core count."""
+    loads = [x for r in [*res.get("steps", {}).values(), *(res.get(k) for k in ("sweep", "multiscale", "options"))]
+             if r and "load" in r for x in r["load"]]
+    cores = res["machine"]["cores"] or 1
+    if loads and max(loads) > 1.25 * cores:
+        return (f"**The machine was shared**: other jobs ran during some measurements (load average up to "
+                f"{max(loads):g} on {cores} cores; see each section's stamp), so their absolute seconds are pessimistic.")
+    return (f"The machine was otherwise idle: the load average stayed at or below {max(loads, default=0):g} on "
+            f"{cores} cores, which is the benchmark itself.")
 
 
 def render(res: dict, steps_table: str) -> str:
@@ -117,10 +140,8 @@ Produced by `python benchmarks/run.py` (options: `--sizes`, `--repeats`, `--step
 `--help`). Do not edit by hand: re-run it. Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB,
 torch {m['torch']} ({m['threads']} threads), Python {m['python']}, {m['os']}, CUDA: {m['cuda'] or 'none'}.
 
-**The machine was shared**: other jobs ran during the measurements (load averages below; 2.0
-means both cores busy). Each timing is a median, and each ratio compares two medians measured
-interleaved in the same process, so that load hits both sides alike; absolute seconds are
-still pessimistic. The VGG weights were seeded random ones (no download here): speed and memory
+{_load(res)} Each timing is a median, and each ratio compares two medians measured
+interleaved in the same process, so that load hits both sides alike. The VGG weights were seeded random ones (no download here): speed and memory
 do not depend on the weights, the loss values do.
 
 ## Targets
@@ -149,8 +170,7 @@ itself takes about 0.3 GB).
 the batch is the separate runs done together. L-BFGS on a batch would couple the images through
 its shared dot products and step scalars, so the engine gives a batch one L-BFGS history per
 image (`nstlib/lbfgs.py`): the separate runs in lockstep. Any speed-up comes from running one
-batched pass instead of nine small ones (better use of both cores) and from building the
-network and the targets once.
+batched pass instead of nine small ones and from building the network and the targets once.
 
 ## Multi-scale
 
@@ -172,6 +192,6 @@ network and the targets once.
 * Gram matrices of channels-last features are computed from an NHWC view without a copy.
 * Mixed precision (`precision="bf16" | "fp16" | "auto"`, `nstlib/precision.py`): the network
   under autocast, features and losses in float32, fp16 gradients scaled by 2^12. Off by default:
-  it could not be tested on a GPU here; on this CPU it is emulated (slow) and changes the
-  losses by the amounts above, so "auto" (bf16/fp16 on CUDA only) is opt-in.
+  it could not be tested on a GPU here, and it changes the losses by the amounts above, so
+  "auto" (bf16/fp16 on CUDA only) and "bf16" on a CPU with bf16 units are opt-in.
 """

@@ -27,12 +27,15 @@ DEFAULT_STEPS = {128: 30, 256: 15, 512: 8}
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+               platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30 if hasattr(os, "sysconf") else 0
     info = {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(mem, 1), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "os": platform.platform(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "os": platform.platform(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "half_units": [f for f in ("avx512_bf16", "amx_bf16", "avx512_fp16") if f in flags]}
     return info
 
 
