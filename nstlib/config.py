@@ -36,14 +36,21 @@ def offline() -> bool:
     return _flag("NSTLIB_OFFLINE")
 
 
-def pick(normal: T, quick: T) -> T:
-    """Return ``quick`` in quick mode (``NSTLIB_QUICK=1``), else ``normal``.
+def pick(normal: T, quick: T, cpu: T | None = None) -> T:
+    """Choose a setting for the mode the course runs in.
 
-    The one place the course decides between real-quality and CI-sized settings::
+    Returns ``quick`` in quick mode (``NSTLIB_QUICK=1``); else ``cpu``, when given and no GPU
+    (CUDA or MPS) is available -- the CPU-friendly setting, real weights but fewer steps so a
+    notebook finishes in a lesson on a laptop; else ``normal``. The one place the course decides
+    between real-quality, CPU-friendly and CI-sized settings::
 
-        size = nstlib.pick(512, quick=64)
+        steps = nstlib.pick(300, quick=20, cpu=100)
     """
-    return quick if QUICK else normal
+    if QUICK:
+        return quick
+    if cpu is not None and default_device().type == "cpu":
+        return cpu
+    return normal
 
 
 def default_device() -> torch.device:

@@ -1,0 +1,32 @@
+"""Run-time settings: quick mode, the CPU-friendly setting, device defaults."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nstlib import config
+
+
+@pytest.mark.parametrize("quick, device, expected", [
+    (True, "cpu", "quick"), (True, "cuda", "quick"),
+    (False, "cpu", "cpu"), (False, "cuda", "normal"), (False, "mps", "normal"),
+])
+def test_pick_chooses_by_mode_and_device(monkeypatch, quick, device, expected):
+    monkeypatch.setattr(config, "QUICK", quick)
+    monkeypatch.setattr(config, "default_device", lambda: torch.device(device))
+    assert config.pick("normal", quick="quick", cpu="cpu") == expected
+    # without a CPU-friendly value, a CPU gets the normal one
+    assert config.pick("normal", quick="quick") == ("quick" if quick else "normal")
+
+
+@pytest.mark.parametrize("quick, device, side", [(True, "cuda", 64), (False, "cpu", 256), (False, "cuda", 512),
+                                                 (False, "mps", 512)])
+def test_default_size(monkeypatch, quick, device, side):
+    monkeypatch.setattr(config, "QUICK", quick)
+    assert config.default_size(device) == side
+
+
+def test_flags_accept_the_usual_spellings(monkeypatch):
+    for value, on in [("1", True), ("true", True), ("YES", True), ("on", True), ("0", False), ("", False)]:
+        monkeypatch.setenv("NSTLIB_OFFLINE", value)
+        assert config.offline() is on
