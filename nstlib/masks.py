@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from .errors import ImageError
 from .image import ImageSource, load_image
 
-__all__ = ["load_mask", "downsample_mask", "masked_gram_matrix", "masked_style_loss"]
+__all__ = ["load_mask", "shape_mask", "MASK_SHAPES", "downsample_mask", "masked_gram_matrix", "masked_style_loss"]
 
 ASPECT_TOLERANCE = 0.03
+MASK_SHAPES = ("none", "left half", "right half", "top half", "bottom half", "centre")
 
 
 def _name(src: object) -> str:
@@ -35,6 +36,23 @@ def _name(src: object) -> str:
         return f"mask {str(src)!r}"
     shape = getattr(src, "shape", None)
     return f"the mask {type(src).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def shape_mask(shape: str, height: int, width: int) -> torch.Tensor | None:
+    """A [1, 1, height, width] mask in {0, 1} for one of :data:`MASK_SHAPES` (None for ``"none"``).
+
+    ``"centre"`` is the ellipse inscribed in the middle half of the image in each direction.
+    """
+    if shape not in MASK_SHAPES:
+        raise ValueError(f"unknown mask shape {shape!r}; choose one of {', '.join(MASK_SHAPES)}")
+    if shape == "none":
+        return None
+    y = (torch.arange(height, dtype=torch.float32) + 0.5) / height
+    x = (torch.arange(width, dtype=torch.float32) + 0.5) / width
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    inside = {"left half": xx < 0.5, "right half": xx >= 0.5, "top half": yy < 0.5, "bottom half": yy >= 0.5,
+              "centre": ((xx - 0.5) / 0.25) ** 2 + ((yy - 0.5) / 0.25) ** 2 <= 1}[shape]
+    return inside.float()[None, None]
 
 
 def load_mask(src: ImageSource, shape: tuple[int, int], device: str | torch.device | None = None

@@ -21,7 +21,8 @@ from typing import Any, Callable, Protocol
 import torch
 
 from .engine import Result
-from .image import resize, to_pil
+from .image import load_image, resize, to_pil
+from .masks import shape_mask
 from .transfer import format_name, option_tags, stylize
 from .vgg import VGGFeatures
 
@@ -161,14 +162,17 @@ class PlaygroundRun:
             self.view.set_status("stopped before the run began")
             return None
         self.view.set_status("computing the targets...")
-        result = stylize(p["content"], p["style"], content_weight=p["alpha"], style_weight=p["beta"],
+        shape = (load_image(p["content"], size=int(p["size"]), device="cpu").shape[-2:]
+                 if p.get("mask_shape", "none") != "none" else (1, 1))
+        result = stylize(p["content"], content_weight=p["alpha"], style_weight=p["beta"],
                          tv_weight=p["gamma"], content_layers=[p["content_layer"]],
                          style_layers=p["style_layers"], style_layer_weights=p["style_layer_weights"],
                          optimizer=p["optimizer"], steps=int(p["steps"]), init=p["init"],
                          extractor=ext, size=int(p["size"]), seed=int(p["seed"]),
                          callback=self.callback, every=self.every, preserve_color=p.get("preserve_color"),
-                         style_scale=float(p.get("style_scale", 1.0)))
-        result.name = format_name(p["content_name"], p["style_name"], p["optimizer"], p["alpha"],
+                         style_scale=float(p.get("style_scale", 1.0)), **stylize_options(p, tuple(shape)))
+        style_name = p["style_name"] + (f"+{p['style2']}" if p.get("style2") else "")
+        result.name = format_name(p["content_name"], style_name, p["optimizer"], p["alpha"],
                                   p["beta"], p["gamma"], result.params["size"],
                                   tags=option_tags(result.params))
         result.params.update(content_name=p["content_name"], style_name=p["style_name"])
@@ -178,6 +182,17 @@ class PlaygroundRun:
             self.view.show_progress(len(result.history), int(p["steps"]))
             self.frames += 1
         return result
+
+
+def stylize_options(p: dict, content_shape: tuple[int, int]) -> dict[str, Any]:
+    """The :func:`nstlib.stylize` arguments for the style(s) and mask of a playground run ``p``."""
+    style2, mask = p.get("style2"), shape_mask(p.get("mask_shape", "none"), *content_shape)
+    if style2 is not None and p.get("style2_mode") == "outside" and mask is None:
+        raise ValueError(f"the second style ({style2}) goes outside the mask, and no mask is chosen: "
+                         "pick a shape under 'style inside', or use the second style to blend")
+    if style2 is not None and p.get("style2_mode") == "blend":
+        return dict(style=[p["style"], style2], style_blend=[p["blend"], 1.0 - p["blend"]], mask=mask)
+    return dict(style=p["style"], mask=mask, style_outside=style2)
 
 
 def default_results_dir() -> Path:

@@ -2,8 +2,9 @@
 
 Controls: content and style pickers (bundled images or your own upload, with thumbnails); the
 weights alpha (content), beta (style) and gamma (TV) on log sliders; the style layers with one
-weight each; the content layer; pooling, optimizer, init, steps, size and seed; colour preservation
-and the style scale (notebook 06). Run starts the
+weight each; the content layer; pooling, optimizer, init, steps, size and seed; and notebook 06's
+options: colour preservation, the style scale, VGG19 or VGG16, a second style (blended, or
+outside a mask) and a mask shape (:mod:`nstlib.playground_extras`). Run starts the
 optimization in a background thread, so the notebook stays responsive: Stop ends it at the next
 step and keeps the best image so far. The image, the loss plot, the progress bar, a strip of
 snapshots and a status line update while it runs. Save writes the result into ``images/results/``
@@ -27,6 +28,7 @@ from .config import default_size, resolve_device
 from .engine import OPTIMIZERS, Result
 from .examples import examples
 from .image import ImageSource
+from .playground_extras import BeyondControls
 from .playground_picker import LABEL_STYLE as _W, ImagePicker, box as _box
 from .playground_runner import ExtractorCache, PlaygroundRun, default_results_dir
 from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
@@ -66,10 +68,12 @@ class Playground(widgets.VBox):
                  fps: float = 4.0) -> None:
         dev = extractor.device if extractor is not None else resolve_device(device)
         arch = arch or (extractor.arch if extractor is not None else "vgg19")
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
         pooling = pooling or (extractor.pooling if extractor is not None else "max")
         self._cache = ExtractorCache(list(CONTENT_CHOICES + STYLE_CHOICES), weights, dev,
                                      extractor=extractor)
-        self.arch, self.fps = arch, fps
+        self.fps = fps
         self.results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -83,6 +87,7 @@ class Playground(widgets.VBox):
         self.banner = widgets.HTML(value="")
         self.content_picker = ImagePicker("Content", examples("content"), self.set_status)
         self.style_picker = ImagePicker("Style", examples("style") + examples("texture"), self.set_status)
+        self.beyond = BeyondControls(arch, examples("style") + examples("texture"))
         log = dict(base=10, style=_W, readout_format=".2g", continuous_update=False,
                    layout=widgets.Layout(width="420px"))
         self.alpha = widgets.FloatLogSlider(value=alpha, min=-4, max=4, description="α content", **log)
@@ -129,7 +134,7 @@ class Playground(widgets.VBox):
             _box([self.content_picker.box, self.style_picker.box], vertical=False),
             _box([_box([self.alpha, self.beta, self.gamma, self.content_layer, self.init, self.steps,
                         self.size, self.seed, self.preserve_color, self.style_scale]),
-                  _box([self.pooling, self.optimizer, layers])], vertical=False),
+                  _box([self.pooling, self.optimizer, layers, self.beyond.box])], vertical=False),
             _box([self.run_button, self.stop_button, self.save_button, self.progress], vertical=False),
             note, self.run_info, _box([self.image, self.plot], vertical=False), self.strip, self.status])
         for name in ("alpha", "beta", "gamma", "steps", "size", "image", "plot", "status", "run_info",
@@ -137,6 +142,11 @@ class Playground(widgets.VBox):
             getattr(self, name).add_class(f"nstlib-{name.replace('_', '-')}")  # for the browser test
         self.content_picker.select(content)
         self.style_picker.select(style)
+
+    @property
+    def arch(self) -> str:
+        """The network the next run uses (``"vgg19"`` or ``"vgg16"``, the *network* toggle)."""
+        return self.beyond.arch.value
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -155,7 +165,7 @@ class Playground(widgets.VBox):
                     style_layers=on, style_layer_weights={n: float(self.layer_w[n].value) for n in on},
                     pooling=self.pooling.value, optimizer=self.optimizer.value, init=self.init.value,
                     steps=int(self.steps.value), size=int(self.size.value), seed=int(self.seed.value),
-                    arch=self.arch, style_scale=float(self.style_scale.value),
+                    style_scale=float(self.style_scale.value), **self.beyond.params,
                     preserve_color=None if self.preserve_color.value == "none" else self.preserve_color.value)
 
     # --- actions -----------------------------------------------------------------------------
@@ -170,15 +180,16 @@ class Playground(widgets.VBox):
             if self.running:
                 self.set_status("a run is in progress: press Stop first", error=True)
                 return None
-            if self.arch not in ARCHS:
-                raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
             self._run = PlaygroundRun(self.params, self, fps=self.fps)
             self._busy, self.error = True, None
             p = self._run.params
             self.run_info.value = (f"<small>this run: α={p['alpha']:.3g}, β={p['beta']:.3g}, "
                                    f"γ={p['gamma']:.3g}, content {p['content_layer']}, "
                                    f"{len(p['style_layers'])} style layers, {p['pooling']} pooling, "
-                                   f"{p['optimizer']}, {p['steps']} steps, {p['size']} px</small>")
+                                   f"{p['optimizer']}, {p['steps']} steps, {p['size']} px, {p['arch']}"
+                                   + (f", second style {p['style2']} ({p['style2_mode']})" if p["style2"] else "")
+                                   + (f", style inside the {p['mask_shape']}" if p["mask_shape"] != "none" else "")
+                                   + "</small>")
             self.strip.children = ()
             self.progress.value, self.progress.max = 0, int(self._run.params["steps"])
             self._set_running(True)

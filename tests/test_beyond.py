@@ -256,3 +256,42 @@ def test_playground_exposes_preserve_color_and_style_scale(tmp_path):
     content = nstlib.example("chelsea_cat", size=32, device="cpu")
     assert (chroma(res.image) - chroma(content)).abs().mean() < 1e-3
     assert res.name.endswith("_s32_lum_ss1.5.jpg")  # the saved file says which options made it
+
+
+def test_shape_masks_cover_the_named_region():
+    from nstlib.masks import MASK_SHAPES, shape_mask
+    assert shape_mask("none", 4, 6) is None
+    left = shape_mask("left half", 4, 6)
+    assert left.shape == (1, 1, 4, 6) and left[..., :3].eq(1).all() and left[..., 3:].eq(0).all()
+    assert torch.equal(shape_mask("right half", 4, 6), 1 - left)
+    assert shape_mask("top half", 4, 6)[..., :2, :].eq(1).all() and shape_mask("bottom half", 4, 6)[..., :2, :].eq(0).all()
+    centre = shape_mask("centre", 40, 40)
+    assert centre[0, 0, 20, 20] == 1 and centre[0, 0, 0, 0] == 0 and 0.15 < centre.mean() < 0.25  # pi/16
+    assert set(MASK_SHAPES) >= {"none", "centre"}
+    with pytest.raises(ValueError, match="left half"):
+        shape_mask("star", 4, 4)
+
+
+def test_playground_exposes_network_second_style_and_mask(tmp_path):
+    from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+    full = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
+    pg = Playground("chelsea_cat", "starry_night", steps=2, size=32, extractor=full, weights="random",
+                    results_dir=tmp_path)
+    assert pg.arch == "vgg19" and pg.params["style2"] is None and pg.params["mask_shape"] == "none"
+    pg.beyond.style2.value, pg.beyond.blend.value = "great_wave", 0.7
+    res = pg.run(wait=True)
+    assert res.params["style_blend"] == pytest.approx([0.7, 0.3]) and not res.params["mask"]
+    assert res.name.startswith("chelsea_cat+starry_night+great_wave_") and "_blend0.7-0.3" in res.name
+
+    pg.beyond.mode.value, pg.beyond.mask.value = "outside the mask", "left half"
+    res = pg.run(wait=True)
+    assert res.params["mask"] and res.params["style_blend"] == [1.0] and res.name.endswith("_mask.jpg")
+
+    pg.beyond.mask.value = "none"  # a second style outside needs a mask: said in the UI, not lost
+    with pytest.raises(ValueError, match="mask"):
+        pg.run(wait=True)
+    assert "pick a shape under" in pg.status.value and pg.result is res
+
+    pg.beyond.style2.value, pg.beyond.arch.value = "none", "vgg16"
+    res = pg.run(wait=True)
+    assert res.params["arch"] == "vgg16" and "_vgg16" in res.name and "vgg16" in pg.run_info.value

@@ -1,0 +1,46 @@
+"""The playground's "beyond the paper" controls (notebook 06): network, a second style, a mask.
+
+* **network**: VGG19 or VGG16 (the extractor is rebuilt only when it changes).
+* **second style**: ``none`` or an image; with *blend* the two styles' Gram matrices are mixed
+  with weights ``w`` and ``1 - w`` (``w`` on the slider, for the first style); with *outside* the
+  second style is painted where the mask is 0.
+* **mask**: a shape drawn at the content image's proportions; the (first) style applies inside it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from .masks import MASK_SHAPES
+from .playground_picker import LABEL_STYLE, box
+from .vgg import ARCHS
+
+__all__ = ["BeyondControls"]
+
+MODES = ("blend", "outside the mask")
+
+
+class BeyondControls:
+    """The widgets, and the :func:`nstlib.stylize` arguments they stand for."""
+
+    def __init__(self, arch: str, style_names: list[str]) -> None:
+        small = dict(style=LABEL_STYLE, layout=widgets.Layout(width="300px"))
+        self.arch = widgets.ToggleButtons(options=list(ARCHS), value=arch, description="network",
+                                          style=LABEL_STYLE)
+        self.style2 = widgets.Dropdown(options=["none", *style_names], value="none",
+                                       description="second style", **small)
+        self.mode = widgets.Dropdown(options=list(MODES), value="blend", description="use it to", **small)
+        self.blend = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="first style w",
+                                         continuous_update=False, **small)
+        self.mask = widgets.Dropdown(options=list(MASK_SHAPES), value="none", description="style inside",
+                                     **small)
+        self.box = box([widgets.HTML("<b>beyond the paper</b> (notebook 06)"), self.arch, self.style2,
+                        self.mode, self.blend, self.mask])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(arch=self.arch.value, style2=None if self.style2.value == "none" else self.style2.value,
+                    style2_mode="outside" if self.mode.value == MODES[1] else "blend",
+                    blend=float(self.blend.value), mask_shape=self.mask.value)
+
