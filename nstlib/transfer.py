@@ -242,6 +242,12 @@ def reconstruct(target: ImageSource, layers: Iterable[str], kind: str = "content
     content features (``kind="content"``) or only its Gram matrices (``kind="style"``, texture
     synthesis) at ``layers``. Other keyword arguments go to :func:`stylize` (size, seed,
     extractor, weights, pooling, arch, callback, every, device); no TV term is used.
+
+    One term alone needs no balance, but its scale matters to L-BFGS: the style term is weighted
+    by ``STYLE_WEIGHT`` (1e4), as in :func:`stylize`. Unweighted, a Gram loss of a few layers is
+    about 1e-3..1e-2; torch's L-BFGS then takes the raw gradient as its first step and skips
+    every curvature pair with ``s·y <= 1e-10``, so it barely moves (relu1_1 alone: no progress
+    at all). The history's ``"style"`` and ``"content"`` stay unweighted.
     """
     layers = [layers] if isinstance(layers, str) else list(layers)
     if kind == "content":
@@ -249,7 +255,7 @@ def reconstruct(target: ImageSource, layers: Iterable[str], kind: str = "content
                        content_layers=layers, style_layers=(), steps=steps, optimizer=optimizer,
                        lr=lr, init=init, **kwargs)
     if kind == "style":
-        return stylize(target, target, content_weight=0.0, style_weight=1.0, tv_weight=0.0,
+        return stylize(target, target, content_weight=0.0, style_weight=STYLE_WEIGHT, tv_weight=0.0,
                        content_layers=(), style_layers=layers, style_layer_weights=style_layer_weights,
                        steps=steps, optimizer=optimizer, lr=lr, init=init, **kwargs)
     raise ValueError(f"unknown kind {kind!r}; choose 'content' or 'style'")
