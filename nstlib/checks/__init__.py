@@ -12,4 +12,5 @@ from .optimization import check_gradient_norms, check_adam_loop
 from .representation import check_receptive_field, check_content_loss, check_gram_matrix
 from .transfer import check_masked_gram, check_total_loss
 
-__all__ = ['report', 'run_check', 'check_receptive_field', 'check_content_loss', 'check_gram_matrix', 'check_gradient_norms', 'check_adam_loop', 'check_masked_gram', 'check_total_loss']
+__all__ = ["report", "run_check", "check_receptive_field", "check_content_loss", "check_gram_matrix",
+           "check_gradient_norms", "check_adam_loop", "check_masked_gram", "check_total_loss"]
