@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def main_entry() -> None:
-    """Program entry point (``python -m nstlib``, ``nstlib``): shows each warning once, then runs."""
+    """Program entry point (``python -m nstlib``, ``nstlib``): shows each warning once, as
+    ``Category: message`` without the library's source lines, then runs."""
     warnings.simplefilter("default")  # the process is ours here; main() leaves callers' filters alone
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
     sys.exit(main())

@@ -51,6 +51,7 @@ def test_cli_end_to_end_offline(tmp_path):
     assert f"saved {out}" in proc.stdout and "after 3 steps" in proc.stdout
     assert "RandomWeightsWarning" in proc.stderr and "NOT meaningful" in proc.stderr  # the loud warning
     assert "RANDOM weights" in proc.stderr  # the closing note
+    assert "VGGFeatures(" not in proc.stderr and "stylize(" not in proc.stderr  # no source lines
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "torch_home" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth").exists()
 
