@@ -4,8 +4,9 @@
 quarter, so the coarse stages settle the large structures cheaply and the full-size stage only
 refines. Measured in ``docs/benchmarks.md`` (2 CPU cores, 512 px): ``scales=4`` with
 ``steps=[80, 60, 30, n]`` reached the loss of 40 single-scale L-BFGS steps in 0.48 x their time;
-too few coarse steps (``[40, 20, n]`` on 3 scales) lose the advantage (0.78 x). Each stage is a full :func:`nstlib.stylize` run
-(targets recomputed at that size) that starts from the previous stage's best image, upsampled.
+too few coarse steps (``[40, 20, n]`` on 3 scales) lose the advantage (0.78 x). Each stage is a
+full :func:`nstlib.stylize` run (targets recomputed at that size) that starts from the previous
+stage's best image, upsampled.
 """
 from __future__ import annotations
 
