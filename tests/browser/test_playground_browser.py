@@ -3,7 +3,8 @@
 Starts JupyterLab on 127.0.0.1 (a free port, a fixed token) in a temporary folder holding a copy of
 notebook 05, with NSTLIB_OFFLINE=1 and NSTLIB_QUICK=1; runs all cells; checks that every widget
 renders (no "Error displaying widget"); moves the beta slider, sets more steps, clicks Run, waits for
-the image to change, clicks Stop; saves a screenshot to test-artifacts/; shuts JupyterLab down.
+the image to change, clicks Stop; saves two screenshots to test-artifacts/ (playground-controls.png
+after Run all, playground.png after Stop); shuts JupyterLab down.
 
 Skipped when chromium or playwright is missing, except with CI=true, where that is a failure.
 Select with ``pytest -m browser``; leave out with ``pytest -m "not browser"``.
@@ -183,6 +184,8 @@ def test_playground_in_jupyterlab(chromium, jupyterlab, tmp_path):
                                    " return i && i.naturalWidth > 0; }", timeout=30_000)
             assert "done after" in _text(page, "nstlib-status")  # the run(wait=True) of Run all
             first_src = img.get_attribute("src")
+            page.locator(".nstlib-banner").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.screenshot(path=str(ARTIFACTS / "playground-controls.png"))  # the controls, after Run all
 
             # move the beta slider (drag its handle to the right), give the run more steps
             readout = page.locator(".nstlib-beta .widget-readout").first
