@@ -220,7 +220,7 @@ def test_playground_in_jupyterlab(chromium, jupyterlab, tmp_path):
             status = _text(page, "nstlib-status")
             assert "stopped after" in status, status
             assert page.get_by_text("Error displaying widget").count() == 0
-            page.locator(".nstlib-image").first.scroll_into_view_if_needed()
+            page.locator(".nstlib-status").first.evaluate("e => e.scrollIntoView({block: 'end'})")
             page.screenshot(path=str(ARTIFACTS / "playground.png"))
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "playground-failure.png"))
