@@ -9,11 +9,12 @@
 (nbgrader's markers) become ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the marker's
 indentation; all outputs are removed.
 
-*Clean*: outputs and execution counts are removed, except the text printed (stdout) by cells
-marked ``# NBVAL_CHECK_OUTPUT``, which ``pytest --nbval-lax`` compares with a fresh run. Such a cell
-keeps ``execution_count: 1``: nbval treats a cell with a null count as never run and fails when it
-has outputs. Notebooks
-are read and written as plain JSON (nbformat 4), so this needs nothing beyond the standard library.
+*Clean*: every output and execution count is removed. The text printed (stdout) by a cell marked
+``# NBVAL_CHECK_OUTPUT`` is first recorded in the cell's metadata (``metadata.nstlib.expected_output``,
+see :func:`expected_output`); the project's ``conftest.py`` gives it back to nbval as the reference
+output, so ``pytest --nbval-lax`` still compares that cell with a fresh run. Cleaning a cell that has
+no output keeps the recorded text. Notebooks are read and written as plain JSON (nbformat 4), so this
+needs nothing beyond the standard library.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 __all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
-           "read_notebook", "write_notebook", "find_notebooks", "main"]
+           "is_check_output", "expected_output", "read_notebook", "write_notebook", "find_notebooks",
+           "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
@@ -67,35 +69,50 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return "".join(out).rstrip("\n")
 
 
-def _is_check_output(cell: dict) -> bool:
+def is_check_output(cell: dict) -> bool:
+    """Whether ``cell`` is a code cell marked ``# NBVAL_CHECK_OUTPUT``."""
     return cell.get("cell_type") == "code" and CHECK_OUTPUT in _source(cell)
+
+
+def expected_output(cell: dict) -> str | None:
+    """The stdout text recorded for a ``# NBVAL_CHECK_OUTPUT`` cell by :func:`clean_notebook`, or None."""
+    lines = cell.get("metadata", {}).get("nstlib", {}).get("expected_output")
+    return None if lines is None else "".join(lines)  # stored as a list of lines, for readable diffs
+
+
+def _stdout(cell: dict) -> str:
+    text = ""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            chunk = out.get("text", "")
+            text += "".join(chunk) if isinstance(chunk, list) else chunk
+    return text
 
 
 def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
     """Remove outputs, execution counts and run metadata (in place; returns ``nb``).
 
-    With ``keep_checked``, ``# NBVAL_CHECK_OUTPUT`` cells keep their stdout text (only) and
-    ``execution_count`` 1 (nbval ignores the number but needs one).
+    With ``keep_checked``, a ``# NBVAL_CHECK_OUTPUT`` cell's stdout text is first recorded in its
+    metadata (``metadata["nstlib"]["expected_output"]``); a cell with no stdout keeps what was
+    recorded before. Without it (student versions), recorded texts are dropped too.
     """
     for cell in nb.get("cells", []):
-        meta = cell.get("metadata", {})
+        meta = cell.setdefault("metadata", {})
         for key in ("execution", "collapsed", "scrolled"):
             meta.pop(key, None)
         if cell.get("cell_type") != "code":
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
             continue
+        text = _stdout(cell)
+        if keep_checked and is_check_output(cell) and text:
+            meta.setdefault("nstlib", {})["expected_output"] = text.splitlines(keepends=True)
+        elif not keep_checked or not is_check_output(cell):
+            meta.get("nstlib", {}).pop("expected_output", None)
+        if meta.get("nstlib") == {}:
+            del meta["nstlib"]
+        cell["outputs"] = []
         cell["execution_count"] = None
-        text = ""
-        if keep_checked and _is_check_output(cell):
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "stream" and out.get("name") == "stdout":
-                    chunk = out.get("text", "")
-                    text += "".join(chunk) if isinstance(chunk, list) else chunk
-        cell["outputs"] = ([{"name": "stdout", "output_type": "stream",
-                             "text": text.splitlines(keepends=True)}] if text else [])
-        if text:  # nbval skips (and refuses outputs of) a cell whose execution_count is null
-            cell["execution_count"] = 1
     nb.get("metadata", {}).pop("widgets", None)
     return nb
 
@@ -158,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("student", help="write student versions (solutions removed) to OUT_DIR")
     st.add_argument("out_dir")
     st.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
-    cl = sub.add_parser("clean", help="strip outputs in place (keeps NBVAL_CHECK_OUTPUT text)")
+    cl = sub.add_parser("clean", help="strip outputs in place (records NBVAL_CHECK_OUTPUT text in metadata)")
     cl.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
     args = parser.parse_args(argv)
     try:

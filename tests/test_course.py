@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nstlib.course import (BEGIN, CHECK_OUTPUT, END, clean_notebook, find_notebooks, main,
-                           read_notebook, strip_solutions, student_notebook, write_notebook)
+from nstlib.course import (BEGIN, CHECK_OUTPUT, END, clean_notebook, expected_output, find_notebooks,
+                           main, read_notebook, strip_solutions, student_notebook, write_notebook)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -37,15 +37,9 @@ def test_committed_clean(path):
         if cell["cell_type"] != "code":
             assert "outputs" not in cell and "execution_count" not in cell
             continue
-        # nbval needs a count on checked cells that have outputs (a null count means "never run")
-        expected = 1 if cell.get("outputs") and CHECK_OUTPUT in src(cell) else None
-        assert cell.get("execution_count") == expected, f"{path.name} cell {i}: execution_count"
-        for out in cell.get("outputs", []):
-            assert out.get("execution_count") is None, f"{path.name} cell {i}: output with execution_count"
-            allowed = (CHECK_OUTPUT in src(cell) and out.get("output_type") == "stream"
-                       and out.get("name") == "stdout")
-            assert allowed, (f"{path.name} cell {i} has a committed {out.get('output_type')} output; "
-                             "run `python -m nstlib.course clean` before committing")
+        assert cell.get("execution_count") is None, f"{path.name} cell {i}: execution_count"
+        assert cell.get("outputs") == [], (f"{path.name} cell {i} has committed outputs; "
+                                           "run `python -m nstlib.course clean` before committing")
         assert "execution" not in cell.get("metadata", {}), f"{path.name} cell {i} keeps run metadata"
 
 
@@ -68,7 +62,7 @@ def test_course_format(path):
     checked = [c for c in cells if c["cell_type"] == "code" and CHECK_OUTPUT in src(c)]
     assert checked, f"{path.name}: no {CHECK_OUTPUT} cell"
     for c in checked:
-        assert c.get("outputs"), f"{path.name}: a {CHECK_OUTPUT} cell is committed without its output"
+        assert expected_output(c), f"{path.name}: a {CHECK_OUTPUT} cell without a recorded expected output"
     assert "notice(ext)" in "\n".join(code), f"{path.name}: the setup must call nstlib.notice(ext)"
     tail = "\n".join(src(c) for c in cells[-2:] if c["cell_type"] == "markdown")
     assert "## Summary" in tail and "Further reading" in tail and "Gatys" in tail, \
@@ -147,20 +141,22 @@ def _toy_notebook() -> dict:
     ]}
 
 
-def test_clean_keeps_only_checked_stdout():
+def test_clean_records_checked_stdout_in_metadata_and_strips_every_output():
     nb = clean_notebook(_toy_notebook())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert code[0]["execution_count"] is None
-    assert code[0]["outputs"] == [] and "execution" not in code[0]["metadata"]
-    assert code[1]["outputs"] == [{"name": "stdout", "output_type": "stream", "text": ["2\n"]}]
-    assert code[1]["execution_count"] == 1  # nbval needs it
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert "execution" not in code[0]["metadata"] and expected_output(code[0]) is None
+    assert expected_output(code[1]) == "2\n"  # stdout only: not stderr, not the execute_result
     assert "widgets" not in nb["metadata"]
+    again = clean_notebook(nb)  # cleaning an unrun notebook keeps what was recorded
+    assert expected_output([c for c in again["cells"] if c["cell_type"] == "code"][1]) == "2\n"
 
 
 def test_student_notebook_strips_all_outputs():
     nb = student_notebook(_toy_notebook(), "toy")
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert all(expected_output(c) is None for c in code)
     assert "return 2" not in src(code[0]) and "raise NotImplementedError()" in src(code[0])
 
 
@@ -174,3 +170,34 @@ def test_cli_clean_and_student_on_files(tmp_path, capsys):
     assert "refusing to overwrite" in capsys.readouterr().err
     assert main(["clean", str(tmp_path / "missing.ipynb")]) == 2
     assert find_notebooks([path]) == [path]
+
+
+def _checked_notebook(expected: str | None) -> dict:
+    meta = {} if expected is None else {"nstlib": {"expected_output": [expected]}}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "c1", "metadata": meta, "outputs": [],
+         "source": [f"{CHECK_OUTPUT}\n", "print(1 + 1)"]}]}
+
+
+def _nbval(folder: Path, *names: str):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "conftest.py", folder / "conftest.py")  # the hook under test
+    return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                           "-p", "no:cacheprovider", *names], cwd=folder, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_nbval_compares_clean_notebooks_with_the_recorded_output(tmp_path):
+    """The committed notebooks have no outputs; conftest.py hands nbval the recorded text, so a
+    changed value fails, a missing record stops the run, and nothing is silently unchecked."""
+    write_notebook(_checked_notebook("2\n"), tmp_path / "same.ipynb")
+    write_notebook(_checked_notebook("3\n"), tmp_path / "changed.ipynb")
+    run = _nbval(tmp_path, "same.ipynb", "changed.ipynb")
+    assert "1 failed, 1 passed" in run.stdout, run.stdout + run.stderr
+    assert "changed.ipynb::Cell 0" in run.stdout and "Cell outputs differ" in run.stdout
+    write_notebook(_checked_notebook(None), tmp_path / "unrecorded.ipynb")
+    run = _nbval(tmp_path, "unrecorded.ipynb")
+    assert run.returncode != 0 and "without a recorded expected output" in run.stdout + run.stderr
