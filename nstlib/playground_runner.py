@@ -162,15 +162,15 @@ class PlaygroundRun:
             self.view.set_status("stopped before the run began")
             return None
         self.view.set_status("computing the targets...")
-        shape = (load_image(p["content"], size=int(p["size"]), device="cpu").shape[-2:]
-                 if p.get("mask_shape", "none") != "none" else (1, 1))
-        result = stylize(p["content"], content_weight=p["alpha"], style_weight=p["beta"],
+        content = load_image(p["content"], size=int(p["size"]), device="cpu")  # loaded once; sizes the mask
+        result = stylize(content, content_weight=p["alpha"], style_weight=p["beta"],
                          tv_weight=p["gamma"], content_layers=[p["content_layer"]],
                          style_layers=p["style_layers"], style_layer_weights=p["style_layer_weights"],
                          optimizer=p["optimizer"], steps=int(p["steps"]), init=p["init"],
                          extractor=ext, size=int(p["size"]), seed=int(p["seed"]),
                          callback=self.callback, every=self.every, preserve_color=p.get("preserve_color"),
-                         style_scale=float(p.get("style_scale", 1.0)), **stylize_options(p, tuple(shape)))
+                         style_scale=float(p.get("style_scale", 1.0)),
+                         **stylize_options(p, tuple(content.shape[-2:])))
         style_name = p["style_name"] + (f"+{p['style2']}" if p.get("style2") else "")
         result.name = format_name(p["content_name"], style_name, p["optimizer"], p["alpha"],
                                   p["beta"], p["gamma"], result.params["size"],
