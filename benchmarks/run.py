@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--sweep-steps", type=int, default=20)
     p.add_argument("--ms-size", type=int, default=512)
     p.add_argument("--ms-steps", type=int, default=40, help="single-scale steps whose final loss is the target")
-    p.add_argument("--ms-coarse", default="80,60,30", help="steps of the coarse stages, coarsest first")
+    p.add_argument("--ms-coarse", default="120,80,15", help="steps of the coarse stages, coarsest first")
     p.add_argument("--options-size", type=int, default=128)
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")

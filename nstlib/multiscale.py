@@ -3,10 +3,10 @@
 ``stylize(..., scales=...)`` hands its arguments here. A step at half the side costs about a
 quarter, so the coarse stages settle the large structures cheaply and the full-size stage only
 refines. Measured in ``docs/benchmarks.md`` (2 CPU cores, 512 px): ``scales=4`` with
-``steps=[80, 60, 30, n]`` reached the loss of 40 single-scale L-BFGS steps in 0.48 x their time;
-too few coarse steps (``[40, 20, n]`` on 3 scales) lose the advantage (0.78 x). Each stage is a
-full :func:`nstlib.stylize` run (targets recomputed at that size) that starts from the previous
-stage's best image, upsampled.
+``steps=[120, 80, 15, n]`` reached the loss of 40 single-scale L-BFGS steps in 0.44-0.45 x their
+time (``[80, 60, 30, n]``: 0.48-0.52 x); too few coarse steps (``[40, 20, n]`` on 3 scales) lose
+the advantage (0.78 x). Each stage is a full :func:`nstlib.stylize` run (targets recomputed at
+that size) that starts from the previous stage's best image, upsampled.
 """
 from __future__ import annotations
 
