@@ -19,13 +19,15 @@ needs nothing beyond the standard library.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 __all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
-           "is_check_output", "expected_output", "read_notebook", "write_notebook", "find_notebooks",
+           "is_check_output", "expected_output", "ensure_cell_ids", "read_notebook", "write_notebook", "find_notebooks",
            "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -89,8 +91,34 @@ def _stdout(cell: dict) -> str:
     return text
 
 
+_CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def ensure_cell_ids(nb: Notebook) -> Notebook:
+    """Store ``nb`` as nbformat 4.5 with a valid, unique id on every cell (in place; returns ``nb``).
+
+    JupyterLab upgrades an older notebook (4.4, no ids) when it opens it and marks it modified, so
+    autosave would rewrite the tracked file in front of the class. Ids already present are kept; a
+    missing, invalid or repeated one gets a stable id derived from the cell's position and source.
+    """
+    nb["nbformat"], nb["nbformat_minor"] = 4, max(5, int(nb.get("nbformat_minor", 0)))
+    seen: set[str] = set()
+    for i, cell in enumerate(nb.get("cells", [])):
+        cid = cell.get("id")
+        if not (isinstance(cid, str) and _CELL_ID.match(cid)) or cid in seen:
+            digest = hashlib.sha1(f"{i}\n{_source(cell)}".encode()).hexdigest()
+            cid = digest[:8]
+            while cid in seen:
+                digest = hashlib.sha1(digest.encode()).hexdigest()
+                cid = digest[:8]
+            cell["id"] = cid
+        seen.add(cid)
+    return nb
+
+
 def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
-    """Remove outputs, execution counts and run metadata (in place; returns ``nb``).
+    """Remove outputs, execution counts and run metadata (in place; returns ``nb``), and store it
+    as nbformat 4.5 with cell ids (:func:`ensure_cell_ids`).
 
     With ``keep_checked``, a ``# NBVAL_CHECK_OUTPUT`` cell's stdout text is first recorded in its
     metadata (``metadata["nstlib"]["expected_output"]``); a cell with no stdout keeps what was
@@ -114,7 +142,7 @@ def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
         cell["outputs"] = []
         cell["execution_count"] = None
     nb.get("metadata", {}).pop("widgets", None)
-    return nb
+    return ensure_cell_ids(nb)
 
 
 def student_notebook(nb: Notebook, name: str = "notebook") -> Notebook:
