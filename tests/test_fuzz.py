@@ -19,7 +19,7 @@ from PIL import Image
 
 import nstlib
 
-FUZZ = settings(max_examples=100, deadline=None, database=None, derandomize=False,
+FUZZ = settings(max_examples=100, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 SIZES = st.one_of(st.none(), st.integers(1, 48))
 

@@ -95,9 +95,7 @@ def test_tv_loss_by_hand():
     assert tv_loss(img).item() == pytest.approx(0.5 * (vertical + horizontal))
 
 
-def test_tv_loss_matches_its_docstring_formula():
-    doc = tv_loss.__doc__
-    assert "mean" in doc and "x_{i+1,j} - x_{i,j}" in doc and "x_{i,j+1} - x_{i,j}" in doc and "half" in doc
+def test_tv_loss_equals_a_second_formula_in_numpy():
     x = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(4), dtype=torch.float64).numpy()
     want = 0.5 * (np.abs(np.diff(x, axis=2)).mean() + np.abs(np.diff(x, axis=3)).mean())
     assert tv_loss(torch.from_numpy(x)).item() == pytest.approx(want, rel=1e-12)

@@ -18,7 +18,9 @@ from nstlib.multiscale import scale_sides
 from nstlib.objective import Objective
 from nstlib.precision import amp_dtype, iter_precisions
 
-pytestmark = pytest.mark.filterwarnings("ignore::nstlib.RandomWeightsWarning")
+# one torch thread (restored after the module): the trajectory tolerances below must not depend on
+# how many cores the machine running the tests happens to have
+pytestmark = [pytest.mark.filterwarnings("ignore::nstlib.RandomWeightsWarning"), pytest.mark.usefixtures("one_thread")]
 STYLE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
 

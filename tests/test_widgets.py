@@ -101,9 +101,19 @@ def test_run_fills_the_image_with_png_and_reuses_the_extractor(pg, ext):
     assert not pg.save_button.disabled and not pg.run_button.disabled
 
 
-def test_run_button_runs_in_the_background(pg):
-    _click(pg.run_button)
-    assert pg.running or pg.result is not None
+def test_run_button_runs_in_the_background(pg, monkeypatch):
+    import threading
+
+    import nstlib.playground_runner as runner
+    gate, real = threading.Event(), runner.stylize
+
+    def held(*args, **kwargs):  # the run cannot finish before the test lets it
+        assert gate.wait(120), "the test never released the run"
+        return real(*args, **kwargs)
+    monkeypatch.setattr(runner, "stylize", held)
+    _click(pg.run_button)  # returns while the run is held: it runs in another thread
+    assert pg.running and pg.result is None
+    gate.set()
     res = pg.wait(120)
     assert res is not None and res.stopped == "done"
     assert _png(pg.image.value)[:8] == PNG_MAGIC and not pg.running
