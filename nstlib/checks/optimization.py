@@ -126,7 +126,9 @@ def check_adam_loop(fn: Callable, objective: Callable | None = None, init: torch
                    "compare your update with the formulas above, line by line")
             return False, (f"your losses {[round(v, 5) for v in losses[:3]]}... differ from "
                            f"torch.optim.Adam's {[round(v, 5) for v in want[:3]]}...: {why}")
-        return True, f"loss {losses[0]:.4g} -> {losses[-1]:.4g} in {steps} steps, as torch.optim.Adam"
+        # no loss values here: the PASS line is compared verbatim under nbval (# NBVAL_CHECK_OUTPUT),
+        # and the losses depend on the weights (pretrained or random) and the device
+        return True, f"{steps} losses match torch.optim.Adam's"
     return run_check("adam_loop", "each step: evaluate loss = objective(x)['total'], record float(loss), "
                      "grad = torch.autograd.grad(loss, x)[0]; then m = b1*m + (1-b1)*grad, "
                      "v = b2*v + (1-b2)*grad**2, m_hat = m/(1-b1**t), v_hat = v/(1-b2**t), "

@@ -72,7 +72,7 @@ def check_gram_matrix(fn: Callable) -> bool:
             if bad:
                 return False, bad
             b, c, h, w = shape
-            want = gram_matrix(feats)
+            want = gram_matrix(feats).detach()
             if tuple(got.shape) != tuple(want.shape):
                 why = (" -- you multiplied F^T F (positions x positions) instead of F F^T"
                        if tuple(got.shape[-2:]) == (h * w, h * w) else

@@ -20,7 +20,7 @@ def check_masked_gram(fn: Callable) -> bool:
             b, c, h, w = shape
             feats = torch.rand(shape, generator=g).requires_grad_(True)
             mask = torch.rand(b, 1, h, w, generator=g) * (torch.rand(b, 1, h, w, generator=g) > 0.4)
-            got, want = fn(feats, mask), masked_gram_matrix(feats, mask)
+            got, want = fn(feats, mask), masked_gram_matrix(feats, mask).detach()
             bad = _not_tensor(got) or (None if tuple(got.shape) == tuple(want.shape) else
                                        f"for features {shape} the shape is {tuple(got.shape)}, "
                                        f"expected {tuple(want.shape)}")
@@ -66,7 +66,7 @@ def check_total_loss(fn: Callable) -> bool:
                 return False, f"it returned {type(got).__name__}, not a scalar tensor"
             want = a * terms["content"] + b * terms["style"] + c * terms["tv"]
             if not torch.allclose(got.detach().float().reshape(()), want.detach(), rtol=1e-4, atol=1e-7):
-                return False, f"with {label} you got {float(got.detach()):.6g}, expected {float(want):.6g}"
+                return False, f"with {label} you got {float(got.detach()):.6g}, expected {float(want.detach()):.6g}"
             if not got.requires_grad:
                 return False, "the result carries no gradient: use torch operations only (no .item())"
         return True, f"matches nstlib.Objective in {len(cases)} weightings; gradients flow"
