@@ -1,0 +1,138 @@
+"""Mutation testing of nstlib's core modules with mutmut 3: the kill rate per module.
+
+    python tools/mutation.py                      # every module in MODULES, in order
+    python tools/mutation.py losses masks         # some of them
+    python tools/mutation.py --max-children 2 --timeout 1800 color
+
+Not run in CI (minutes per module). For each module the repository is copied to a scratch folder
+(``--work``, default a temporary one; the working tree is never touched), a ``setup.cfg`` with a
+``[mutmut]`` section is written there that mutates that module only and runs only that module's
+unit tests (``MODULES``: fast tests, no notebooks, no browser), and ``mutmut run`` is started with
+NSTLIB_OFFLINE=1, NSTLIB_QUICK=1 and one torch thread per child. mutmut 3 changes one operator,
+constant or call at a time inside the module's functions and runs, in a forked child, the tests
+that reach the mutated function; a mutant is *killed* when a test fails (or it times out),
+*survived* when every test passes. The report prints, per module, killed / total and the
+surviving mutants' names; ``mutmut show NAME`` in the scratch folder (printed) shows a diff.
+
+A survivor is either killed by a new test or listed in ``docs/testing.md`` with the reason it is
+equivalent (it cannot change any behaviour a caller can observe).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: module -> the unit tests that guard it (fast ones only; -x stops at the first failure)
+MODULES = {
+    "losses": ["tests/test_losses.py", "tests/test_survivors.py"],
+    "color": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py"],
+    "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py"],
+    "styles": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py"],
+    "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_speed.py",
+                  "tests/test_transfer.py"],
+    "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py"],
+    "image": ["tests/test_image.py", "tests/test_mutation_kills.py"],
+    # rewritten by the run-spec work (issue 14): run these last, against the public API tests
+    "engine": ["tests/test_survivors.py", "tests/test_transfer.py", "tests/test_hardening_run.py"],
+    "transfer": ["tests/test_survivors.py", "tests/test_transfer.py", "tests/test_hardening_run.py"],
+    "multiscale": ["tests/test_survivors.py", "tests/test_speed.py"],
+}
+STATUS = re.compile(r"^\s*(nstlib\.\S+): (.+)$")
+
+
+def _copy(work: Path) -> None:
+    ignore = shutil.ignore_patterns(".git", "__pycache__", "mutants", "*.ipynb", "results")
+    for name in ("nstlib", "tests", "images", "benchmarks"):
+        shutil.copytree(ROOT / name, work / name, ignore=ignore)
+    for name in ("conftest.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, work / name)
+
+
+def _setup_cfg(module: str, tests: list[str]) -> str:
+    lines = "\n    ".join
+    return (f"[mutmut]\nsource_paths = nstlib\nonly_mutate = nstlib/{module}.py\n"
+            f"also_copy =\n    tests\n    images\n    conftest.py\n"
+            f"pytest_add_cli_args_test_selection =\n    {lines(tests)}\n"
+            "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -x\n    -q\n"
+            "timeout_multiplier = 10.0\ntimeout_constant = 20.0\n")
+
+
+def run_module(module: str, base: Path, max_children: int, timeout: float) -> dict:
+    work = base / module
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    _copy(work)
+    tests = [t for t in MODULES[module] if (work / t).exists()]
+    (work / "setup.cfg").write_text(_setup_cfg(module, tests))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # mutmut sets up sys.path itself
+    env.update(NSTLIB_OFFLINE="1", NSTLIB_QUICK="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               MPLBACKEND="Agg")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+        log = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as e:
+        log = f"timed out after {timeout:.0f} s\n{e.stdout or ''}"
+    (work / "mutmut_run.log").write_text(log if isinstance(log, str) else log.decode())
+    res = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=600)
+    status: dict[str, str] = {}
+    for line in res.stdout.splitlines():
+        m = STATUS.match(line)
+        if m:
+            status[m.group(1)] = m.group(2).strip()
+    return {"module": module, "status": status, "seconds": time.perf_counter() - t0, "work": work,
+            "tests": tests}
+
+
+def summarize(r: dict) -> str:
+    counts: dict[str, int] = {}
+    for s in r["status"].values():
+        counts[s] = counts.get(s, 0) + 1
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    tested = killed + counts.get("survived", 0)
+    rate = 100.0 * killed / tested if tested else float("nan")
+    other = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in ("killed", "survived", "timeout"))
+    head = (f"{r['module']:<11} {killed:>4} / {tested:<4} killed  {rate:5.1f} %   "
+            f"({r['seconds']:.0f} s; tests: {' '.join(Path(t).name for t in r['tests'])})"
+            + (f"  [{other}]" if other else ""))
+    survivors = sorted(n for n, s in r["status"].items() if s == "survived")
+    return head + "".join(f"\n    survived: {n}" for n in survivors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("modules", nargs="*", default=list(MODULES), help=f"default: {' '.join(MODULES)}")
+    p.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per module (default 3600)")
+    p.add_argument("--work", type=Path, default=None, help="scratch folder (kept, for `mutmut show`)")
+    a = p.parse_args(argv)
+    unknown = [m for m in a.modules if m not in MODULES]
+    if unknown:
+        p.error(f"unknown module(s) {unknown}; choose from {' '.join(MODULES)}")
+    base = a.work or Path(tempfile.mkdtemp(prefix="nstlib_mutation_"))
+    total_k = total_t = 0
+    for module in a.modules:
+        r = run_module(module, base, a.max_children, a.timeout)
+        print(summarize(r), flush=True)
+        k = sum(s in ("killed", "timeout") for s in r["status"].values())
+        total_k, total_t = total_k + k, total_t + k + sum(s == "survived" for s in r["status"].values())
+    if total_t:
+        print(f"{'all':<11} {total_k:>4} / {total_t:<4} killed  {100.0 * total_k / total_t:5.1f} %")
+    print(f"scratch folder: {base} (cd {base}/MODULE && mutmut show NAME)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
