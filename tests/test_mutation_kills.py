@@ -54,3 +54,32 @@ def test_style_loss_without_layers_says_so():
 def test_gram_matrix_of_channels_last_features_by_hand():
     f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2).contiguous(memory_format=torch.channels_last)
     assert torch.allclose(gram_matrix(f), torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4)
+
+
+# ---------------------------------------------------------------- masks: the named shapes, pixel by pixel
+def test_shape_masks_by_hand_on_odd_sizes():
+    from nstlib.masks import shape_mask
+    # 3 x 5: pixel centres at x = 0.1, 0.3, 0.5, 0.7, 0.9 and y = 1/6, 1/2, 5/6; "x < 0.5" is left
+    left, right = shape_mask("left half", 3, 5)[0, 0], shape_mask("right half", 3, 5)[0, 0]
+    assert left[0].tolist() == [1, 1, 0, 0, 0] and right[0].tolist() == [0, 0, 1, 1, 1]
+    assert torch.equal(left + right, torch.ones(3, 5))  # a partition: the middle column once
+    top, bottom = shape_mask("top half", 3, 5)[0, 0], shape_mask("bottom half", 3, 5)[0, 0]
+    assert top[:, 0].tolist() == [1, 0, 0] and bottom[:, 0].tolist() == [0, 1, 1]
+    # 4 rows: centres 1/8, 3/8, 5/8, 7/8 -> rows 0, 1 on top
+    assert shape_mask("top half", 4, 2)[0, 0, :, 0].tolist() == [1, 1, 0, 0]
+    # the centre ellipse on 8 x 8: ((x - 0.5) / 0.25)^2 + ((y - 0.5) / 0.25)^2 <= 1 with pixel offsets
+    # (x - 0.5) / 0.25 = +-0.25, +-0.75, +-1.25, +-1.75: inside when the squares sum to <= 1, i.e.
+    # rows 3-4 x columns 2-5 and rows 2, 5 x columns 3-4 (0.5625 + 0.5625 > 1 leaves the corners out)
+    c = shape_mask("centre", 8, 8)[0, 0]
+    want = torch.zeros(8, 8)
+    want[3:5, 2:6] = 1
+    want[2:6, 3:5] = 1
+    assert torch.equal(c, want) and int(c.sum()) == 12 and c.dtype == torch.float32
+    assert shape_mask("none", 3, 5) is None
+
+
+def test_an_unknown_mask_shape_lists_the_shapes():
+    from nstlib.masks import shape_mask
+    with pytest.raises(ValueError, match=r"unknown mask shape 'round'; choose one of none, left half, right half, "
+                                         r"top half, bottom half, centre$"):
+        shape_mask("round", 4, 4)
