@@ -205,12 +205,12 @@ def from_tensor(t: torch.Tensor) -> torch.Tensor:
 
     Sparse tensors are made dense and quantized ones dequantized; a meta tensor (no data) or a
     nested tensor is refused. The values then follow :func:`from_array`'s rules."""
+    if t.is_nested:
+        raise ImageError("the tensor is a nested tensor; pass one image as a regular [3, H, W] tensor")
     what = f"the tensor of shape {tuple(t.shape)}"
     if t.is_meta:
         raise ImageError(f"{what} is on the 'meta' device and holds no pixel values; "
                          "pass a tensor with data (e.g. one made on 'cpu')")
-    if t.is_nested:
-        raise ImageError(f"{what} is a nested tensor; pass one image as a regular [3, H, W] tensor")
     try:
         t = t.detach()
         if t.is_quantized:
