@@ -219,7 +219,7 @@ def test_peak_memory_of_a_reduced_load_is_bounded_for_every_mode(tmp_path, mode)
             "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "print(*img.shape, (after - before) // 1024)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "NSTLIB_OFFLINE": "1", "PYTHONPATH": str(LIB)})
+                         env={**os.environ, "NSTLIB_OFFLINE": "1", "PYTHONPATH": str(LIB)}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     *shape, grown_mb = map(int, out.stdout.split())
     assert Image.open(path).mode == mode and shape == [1, 3, 64, 64]
