@@ -4,8 +4,10 @@
     python benchmarks/load_memory.py --modes RGBA I;16 LA P F --side 9000 --size 256
     python benchmarks/load_memory.py --lib /path/to/other/checkout   # the same, another nstlib
 
-Each load runs in a fresh process that imports nstlib first; the figure is its peak resident set
-(``ru_maxrss``) minus its resident set just before the load (the baseline, from /proc/self/statm). Prints one
+Each load runs in a fresh process that imports nstlib first; the figure is the peak of its resident
+set during the load minus the resident set just before it (the baseline). On Linux the peak is
+``VmHWM``, reset just before the load: ``ru_maxrss`` is kept across ``exec`` and would start at
+the size of the process that launched it. Prints one
 JSON line per mode: file and decoded sizes, peak RSS above the baseline (MB), seconds.
 """
 from __future__ import annotations
@@ -24,20 +26,21 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 BYTES_PER_PIXEL = {"1": 1 / 8, "L": 1, "P": 1, "LA": 2, "I;16": 2, "RGB": 3}  # others: 4
 LOAD = """
-import os, resource, sys, time
+import resource, sys, time
 import nstlib
-def rss_mb():  # the resident set now (Linux), else the peak so far
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-before = rss_mb()
+def status(key):  # kB in /proc/self/status (Linux)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+try:  # peak = high-water mark of this process's own memory, reset to now (Linux >= 4.0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before, peak = status("VmRSS"), lambda: status("VmHWM")
+except OSError:  # elsewhere: ru_maxrss (which may count memory from before the load)
+    before, peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 img = nstlib.load_image(sys.argv[1], size=int(sys.argv[2]), device="cpu")
 seconds = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(tuple(img.shape), max(0.0, peak - before), seconds)
+print(tuple(img.shape), (peak() - before) / 1024, seconds)
 """
 
 

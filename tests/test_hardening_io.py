@@ -205,19 +205,26 @@ _MODES = {"RGBA": "png", "LA": "png", "P": "png", "I;16": "png", "I": "tif", "F"
 
 @pytest.mark.parametrize("mode", list(_MODES))
 def test_peak_memory_of_a_reduced_load_is_bounded_for_every_mode(tmp_path, mode):
-    """3000x3000 at size=64: the decoded file itself is 9-36 MB; a float copy at full size is
-    108 MB (RGB) and more for RGBA/16-bit. The load must stay within the decoded size + 60 MB.
+    """3000x3000 at size=64: the decoded file itself is 9-34 MB; a float copy at full size is
+    103 MB (RGB) and more for RGBA/16-bit. The load must stay within the decoded size + 60 MB.
     (The 9000x9000 figure the issue asks for: benchmarks/load_memory.py.)"""
     side = 3000
     path = tmp_path / f"big.{_MODES[mode]}"
     img = _make(mode, side)
     img.save(path, **({"compress_level": 1} if path.suffix == ".png" else {}))
-    decoded_mb = side * side * {"L": 1, "P": 1, "I;16": 2, "LA": 2, "RGB": 3}.get(mode, 4) / 2**20
-    code = ("import resource, nstlib\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    decoded_mb = side * side * {"L": 1, "P": 1, "I;16": 2}.get(mode, 4) / 2**20  # Pillow's own storage
+    code = ("import resource, sys, nstlib\n"
+            "def status(key):\n"
+            "    with open('/proc/self/status') as f:\n"
+            "        return next(int(l.split()[1]) for l in f if l.startswith(key + ':'))\n"
+            "try:\n"  # VmHWM reset to now; ru_maxrss would start at the size of pytest's process
+            "    open('/proc/self/clear_refs', 'w').write('5')\n"
+            "    before, peak = status('VmRSS'), lambda: status('VmHWM')\n"
+            "except OSError:\n"
+            "    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             f"img = nstlib.load_image({str(path)!r}, size=64, device='cpu')\n"
-            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "print(*img.shape, (after - before) // 1024)\n")
+            "print(*img.shape, (peak() - before) // 1024)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "NSTLIB_OFFLINE": "1", "PYTHONPATH": str(LIB)}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
