@@ -29,6 +29,17 @@ def _result(**kw) -> nstlib.Result:
 
 
 @pytest.fixture
+def guard():
+    """A SIGTERM handler of the caller's that fails the test if a signal reaches it (instead of
+    killing pytest); cli.main must replace it while it runs and put it back afterwards."""
+    def reached(signum, frame):
+        pytest.fail("SIGTERM reached the caller's handler: cli.main did not handle it")
+    old = signal.signal(signal.SIGTERM, reached)
+    yield reached
+    signal.signal(signal.SIGTERM, old)
+
+
+@pytest.fixture
 def stub_run(monkeypatch, tmp_path):
     """cli.main with stylize replaced by ``make(**kwargs)``; run in tmp_path."""
     monkeypatch.chdir(tmp_path)
@@ -57,19 +68,18 @@ def test_sigterm_during_a_run_saves_the_best_image_and_exits_143(tmp_path):
     assert "Traceback" not in stderr
 
 
-def test_sigterm_before_the_optimization_started_exits_143_with_a_message(stub_run, capsys):
+def test_sigterm_before_the_optimization_started_exits_143_with_a_message(stub_run, guard, capsys):
     def terminated(*a, **k):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler interrupts this
         pytest.fail("SIGTERM was not turned into an interruption")
     stub_run(terminated)
-    before = signal.getsignal(signal.SIGTERM)
     assert cli.main(ARGS) == 143
     assert "terminated (SIGTERM) before any step ran" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+    assert signal.getsignal(signal.SIGTERM) is guard  # the caller's handler is back
 
 
-def test_sigterm_while_saving_does_not_lose_the_result(stub_run, monkeypatch, tmp_path, capsys):
+def test_sigterm_while_saving_does_not_lose_the_result(stub_run, guard, monkeypatch, tmp_path, capsys):
     stub_run(lambda *a, **k: _result())
     real = nstlib.Result.save
 
