@@ -33,7 +33,7 @@ Size = Union[int, tuple[int, int], None]
 SAVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what save_image writes
 MAX_PIXELS = 20_000 * 20_000  # refuse anything larger (decompression bombs)
 #: The only formats decoded (Pillow's names): no EPS/PDF (Ghostscript), no exotic decoders.
-FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", "TGA")
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", "TGA", "ICO")
 _BARE_NAME = re.compile(r"[\w-]+")  # what may name a bundled example: no folder, no suffix
 
 

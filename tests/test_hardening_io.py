@@ -304,7 +304,7 @@ def test_an_eps_file_never_reaches_the_eps_decoder_or_ghostscript(tmp_path, monk
 
 
 def test_every_allowed_format_still_loads(tmp_path):
-    for ext in ("jpg", "png", "gif", "bmp", "tif", "webp", "ppm", "tga"):
+    for ext in ("jpg", "png", "gif", "bmp", "tif", "webp", "ppm", "tga", "ico"):
         Image.new("RGB", (6, 4), (250, 0, 0)).save(tmp_path / f"x.{ext}")
         img = nstlib.load_image(tmp_path / f"x.{ext}", device="cpu")
         assert img.shape == (1, 3, 4, 6) and img[0, 0].mean() > 0.9, ext
