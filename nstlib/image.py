@@ -5,13 +5,15 @@ The network never sees anything else: ImageNet mean/std normalization happens in
 """
 from __future__ import annotations
 
-import http.client
+import hashlib
 import io
-import urllib.error
-import urllib.request
+import itertools
+import os
+import re
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
@@ -20,17 +22,19 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import resolve_device
 from .errors import ImageError
-from .pixels import from_array, from_tensor, pil_to_array
+from .fetch import download, is_url
+from .pixels import draft_box, from_array, from_tensor, pil_to_array
 
-__all__ = ["load_image", "save_image", "to_pil", "free_path", "ImageSource", "Size"]
+__all__ = ["load_image", "save_image", "to_pil", "free_path", "fit_name", "ImageSource", "Size", "FORMATS"]
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 Size = Union[int, tuple[int, int], None]
 
-URL_TIMEOUT = 20.0  # seconds
-MAX_DOWNLOAD_BYTES = 64 * 2**20
 SAVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what save_image writes
 MAX_PIXELS = 20_000 * 20_000  # refuse anything larger (decompression bombs)
+#: The only formats decoded (Pillow's names): no EPS/PDF (Ghostscript), no exotic decoders.
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", "TGA", "ICO")
+_BARE_NAME = re.compile(r"[\w-]+")  # what may name a bundled example: no folder, no suffix
 
 
 def load_image(src: ImageSource, size: Size = None,
@@ -38,8 +42,9 @@ def load_image(src: ImageSource, size: Size = None,
     """Load an image as a float32 tensor of shape [1, 3, H, W] with values in [0, 1].
 
     Args:
-        src: a file path; an ``http(s)://`` URL (fetched with a timeout); the name of a
-            bundled example (``"starry_night"``, see :func:`nstlib.examples`); the bytes of an
+        src: a file path; an ``http(s)://`` URL (fetched within a deadline and a size cap, see
+            :mod:`nstlib.fetch`); the bare name of a bundled example (``"starry_night"``: no
+            folder, no suffix; see :func:`nstlib.examples`); the bytes of an
             image file or a binary file object (e.g. an upload widget's content); a PIL image;
             a numpy array of shape (H, W), (H, W, 3) or (H, W, 4), uint8 or uint16, or
             float in [0, 1]; or a tensor of shape [C, H, W] or [1, C, H, W] with C in {1, 3, 4}.
@@ -48,8 +53,10 @@ def load_image(src: ImageSource, size: Size = None,
         device: where the tensor goes (default: :func:`nstlib.default_device`).
 
     EXIF orientation is applied; grayscale, palette, CMYK and 16-bit images are converted
-    to RGB; transparency is composited on white. With an int ``size``, a large image is
-    decoded at reduced scale (JPEG draft mode, else an integer box reduction to >= 2x ``size``).
+    to RGB (how each mode maps to [0, 1]: :mod:`nstlib.pixels`); transparency is composited on
+    white. Only the formats in :data:`FORMATS` are decoded. With a ``size``, a large image is
+    decoded at reduced scale (JPEG draft mode, else an integer box reduction to >= 2x ``size``
+    in the image's own mode), so peak memory is about the decoded file plus the output.
 
     Raises:
         ImageError: the input cannot be read or is not a valid image; the message names it.
@@ -60,10 +67,10 @@ def load_image(src: ImageSource, size: Size = None,
     elif isinstance(src, np.ndarray):
         img = from_array(src, f"the {src.dtype} array")
     elif isinstance(src, Image.Image):
-        img = from_array(pil_to_array(src, "the PIL image"), "the PIL image")
+        img = from_array(pil_to_array(src, "the PIL image", size), "the PIL image")
     elif isinstance(src, (str, Path, bytes, bytearray, memoryview)) or hasattr(src, "read"):
         pil, name = _open(src, size)
-        img = from_array(pil_to_array(pil, name), name)
+        img = from_array(pil_to_array(pil, name, size), name)
     else:
         raise ImageError(f"cannot load an image from a {type(src).__name__}; pass a path, a URL, "
                          "an example name, bytes, a PIL image, a numpy array or a tensor")
@@ -113,9 +120,8 @@ def _open(src: Any, size: Size) -> tuple[Image.Image, str]:
         return _decode(io.BytesIO(data), name, size), name
     text = str(src)
     name = repr(text)
-    if text.startswith(("http://", "https://")):
-        data = _download(text)
-        fp: Any = io.BytesIO(data)
+    if is_url(text):
+        fp: Any = io.BytesIO(download(text))
     else:
         try:
             path = Path(text).expanduser()
@@ -123,13 +129,7 @@ def _open(src: Any, size: Size) -> tuple[Image.Image, str]:
         except (OSError, ValueError, RuntimeError) as e:  # a NUL byte, a name too long, ~nobody, ...
             raise ImageError(f"{name} is not a usable file path ({e}); check the path") from None
         if not exists:
-            from .examples import example_path, suggest
-            found = example_path(text)
-            if found is None:
-                hint = suggest(text)
-                raise ImageError(f"image file {name} does not exist; check the path"
-                                 + (f", or use a bundled example such as {hint}" if hint else ""))
-            path = found
+            path = _bundled(text, name)
         if path.is_dir():
             raise ImageError(f"{name} is a folder, not an image file; pass the path of a "
                              ".jpg or .png file inside it")
@@ -139,30 +139,48 @@ def _open(src: Any, size: Size) -> tuple[Image.Image, str]:
     return _decode(fp, name, size), name
 
 
+def _bundled(text: str, name: str) -> Path:
+    """The bundled example a missing path names; only a bare name (no folder, no suffix) may."""
+    from .examples import example_path, suggest
+    found = example_path(text) if _BARE_NAME.fullmatch(text) else None
+    if found is not None:
+        return found
+    hint = suggest(text)
+    bundled = example_path(Path(text).name)
+    raise ImageError(f"image file {name} does not exist; check the path"
+                     + (f" (the bundled example of that name is {Path(text).stem!r}, without folder "
+                        "or suffix)" if bundled else f", or use a bundled example such as {hint}" if hint else ""))
+
+
+def _formats() -> list[str]:
+    """:data:`FORMATS` this Pillow has a decoder for (all its plugins registered first)."""
+    Image.init()
+    return [f for f in FORMATS if f in Image.OPEN]
+
+
 def _decode(fp: Any, name: str, size: Size) -> Image.Image:
-    """Decode a file or buffer with PIL (bombs refused; a large JPEG decoded at reduced scale)."""
+    """Decode a file or buffer with PIL: only :data:`FORMATS`, bombs refused, a large JPEG
+    decoded at reduced scale (the box reduction of other formats: :func:`pil_to_array`)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            pil = Image.open(fp)
+            pil = Image.open(fp, formats=_formats())
             if pil.width * pil.height > MAX_PIXELS:
                 raise ImageError(f"image {name} is {pil.width}x{pil.height} pixels, too large "
                                  "to load safely; shrink it with an image editor first")
-            if isinstance(size, int) and pil.format == "JPEG":
-                pil.draft("RGB", (size, size))  # decode a large JPEG at reduced scale
+            box = draft_box(size)
+            if box is not None and pil.format in ("JPEG", "MPO"):
+                pil.draft("RGB", box)  # decode a large JPEG at reduced scale
             pil.load()
-            factor = max(pil.size) // (2 * size) if isinstance(size, int) and size > 0 else 1
-            if factor >= 2 and pil.mode in ("L", "RGB", "I", "F", "CMYK"):  # not alpha (fringes)
-                pil = pil.reduce(factor)  # box-filter a huge image to >= 2x the size: bounded memory
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image {name} declares an enormous size (a decompression bomb?); "
                          "refusing to decode it. Use a normal photo or shrink it first") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image PIL can read (is it really a .jpg/.png? iPhone "
-                         ".heic photos must be exported as JPEG); open it in an image viewer and "
-                         "re-save it as PNG or JPEG") from None
+        raise ImageError(f"{name} is not an image nstlib reads (it decodes only {', '.join(FORMATS)}; "
+                         "is it really a .jpg/.png? EPS/PDF files and iPhone .heic photos must be "
+                         "exported as JPEG); open it in an image viewer and re-save it as PNG or JPEG") from None
     except PermissionError:
         raise ImageError(f"image file {name} cannot be read (permission denied); copy it to a "
                          "folder of yours or fix its permissions") from None
@@ -173,23 +191,6 @@ def _decode(fp: Any, name: str, size: Size) -> Image.Image:
         raise ImageError(f"image {name} could not be decoded ({type(e).__name__}: {str(e)[:100]}); "
                          "the file is probably truncated or damaged: re-download or re-export it") from None
     return pil
-
-
-def _download(url: str) -> bytes:
-    try:
-        req = urllib.request.Request(url, headers={"User-Agent": "nstlib"})
-        with urllib.request.urlopen(req, timeout=URL_TIMEOUT) as r:
-            data = r.read(MAX_DOWNLOAD_BYTES + 1)
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-        raise ImageError(f"could not download image {url!r} ({reason}); check the address and "
-                         "your connection, or download it yourself and pass the file path") from None
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise ImageError(f"image {url!r} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; "
-                         "download and shrink it first")
-    if not data:
-        raise ImageError(f"image {url!r} downloaded as 0 bytes; check the address")
-    return data
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:
@@ -205,23 +206,54 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 
 
 def free_path(path: str | Path) -> Path:
-    """``path`` if nothing is there, else the first free ``name_1.ext``, ``name_2.ext``, ..."""
-    path = Path(path)
-    if not path.exists():
-        return path
-    i = 1
-    while True:
-        cand = path.with_name(f"{path.stem}_{i}{path.suffix}")
+    """``path`` if nothing is there, else the first free ``name_1.ext``, ``name_2.ext``, ...
+
+    Only a hint (another process may take the name next); :func:`save_image` creates its file
+    exclusively instead."""
+    for cand in _numbered(Path(path)):
         if not cand.exists():
             return cand
-        i += 1
+    raise AssertionError("unreachable")
+
+
+def _numbered(path: Path) -> Iterator[Path]:
+    """``path``, then ``name_1.ext``, ``name_2.ext``, ... without end."""
+    yield path
+    for i in itertools.count(1):
+        yield path.with_name(f"{path.stem}_{i}{path.suffix}")
+
+
+def fit_name(path: Path, reserve: int = 8) -> Path:
+    """``path`` with its file name shortened, if needed, to fit the filesystem's name limit
+    (``NAME_MAX``, usually 255 bytes) with ``reserve`` bytes to spare for a ``_N`` suffix.
+
+    The name keeps its start and its end (for a default name: the content name and the
+    parameters) around a ``~`` and 8 hex digits of its SHA-1, so different long names stay different."""
+    try:
+        limit = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or an unknown folder
+        limit = 255
+    limit = max(32, min(int(limit), 255)) - reserve
+    if len(path.name.encode()) <= limit:
+        return path
+    stem, suffix = path.stem, path.suffix
+    tag = "~" + hashlib.sha1(stem.encode()).hexdigest()[:8] + "~"
+    room = limit - len(suffix.encode()) - len(tag)
+    tail = min(len(stem) // 2, room // 3)
+    head = room - tail
+    while len((stem[:head] + tag + stem[len(stem) - tail:] + suffix).encode()) > limit:
+        head, tail = max(0, head - 1), tail - (head == 0)  # multi-byte characters: shrink further
+    return path.with_name(stem[:head] + tag + stem[len(stem) - tail:] + suffix)
 
 
 def save_image(img: torch.Tensor, path: str | Path, overwrite: bool = False) -> Path:
     """Save a [1, 3, H, W] tensor in [0, 1] to ``path`` (format from the suffix; JPEG quality 95).
 
-    Never overwrites an existing file unless ``overwrite=True``: an existing name gets a
-    suffix (``out.jpg`` -> ``out_1.jpg``). Missing folders are created.
+    Never overwrites an existing file unless ``overwrite=True``: the file is created exclusively,
+    so an existing name, even one taken by a save running at the same time, gets a suffix
+    (``out.jpg`` -> ``out_1.jpg``). A name too long for the filesystem is shortened
+    (:func:`fit_name`). A failed save leaves no file behind; with ``overwrite=True`` the old file
+    is replaced only once the new one is complete. Missing folders are created.
 
     Returns:
         The path actually written.
@@ -229,13 +261,37 @@ def save_image(img: torch.Tensor, path: str | Path, overwrite: bool = False) -> 
     path = Path(path).expanduser()
     if path.suffix.lower() not in SAVE_SUFFIXES:
         raise ImageError(f"cannot save to {str(path)!r}: use a .png or .jpg file name")
-    if not overwrite:
-        path = free_path(path)
     pil = to_pil(img)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
     kwargs = {"quality": 95} if path.suffix.lower() in {".jpg", ".jpeg", ".webp"} else {}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pil.save(path, **kwargs)
+        path = fit_name(path)
+        if overwrite:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nstlib-", suffix=path.suffix)
+            _write(pil, os.fdopen(fd, "wb"), Path(tmp), fmt, kwargs)
+            os.replace(tmp, path)
+            return path
+        for cand in _numbered(path):
+            try:
+                f = open(cand, "xb")  # O_CREAT | O_EXCL: exactly one saver gets each name
+            except FileExistsError:
+                continue
+            _write(pil, f, cand, fmt, kwargs)
+            return cand
     except OSError as e:
-        raise ImageError(f"could not write {str(path)!r} ({e}); check the folder is writable") from None
-    return path
+        raise ImageError(f"could not write {str(path)!r} ({e}); check the folder is writable "
+                         "and the disk is not full") from None
+    raise AssertionError("unreachable")
+
+
+def _write(pil: Image.Image, f: Any, path: Path, fmt: str | None, kwargs: dict) -> None:
+    """Encode ``pil`` into the open file ``f`` (at ``path``); on any failure remove the file."""
+    try:
+        with f:
+            pil.save(f, format=fmt, **kwargs)
+    except BaseException as e:
+        path.unlink(missing_ok=True)
+        if isinstance(e, Exception) and not isinstance(e, OSError):  # an encoder's ValueError, ...
+            raise OSError(f"{type(e).__name__}: {e}") from None
+        raise

@@ -77,7 +77,7 @@ def resolve_state_dict(arch: str, weights: WeightsSpec) -> tuple[dict[str, torch
     if weights is None or (isinstance(weights, str) and weights == "random"):
         return None, "random"
     if isinstance(weights, Mapping):
-        return _features_only(dict(weights), arch, "the given state dict"), "state dict"
+        return check_state(dict(weights), arch, "the given state dict"), "state dict"
     if isinstance(weights, str) and weights == "imagenet":
         env = os.environ.get("NSTLIB_WEIGHTS")
         if env:
@@ -126,8 +126,13 @@ def _imagenet(arch: str) -> tuple[dict[str, torch.Tensor] | None, str]:
 
 
 def load_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
-    """Read a torchvision-format VGG state dict safely (``weights_only=True``) and check it."""
+    """Read a torchvision-format VGG state dict safely and check it (:func:`check_state`).
+
+    A ``torch.save`` file is read with ``weights_only=True``; a safetensors file (which holds
+    tensors only, by design) with the ``safetensors`` package."""
     name = str(path)
+    if is_safetensors(path):
+        return check_state(_read_safetensors(path), arch, f"weight file {name!r}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -147,7 +152,57 @@ def load_file(path: Path, arch: str) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"weight file {name!r} does not hold a state dict of tensors; save one "
                            "with torch.save(model.state_dict(), path)")
-    return _features_only(dict(obj), arch, f"weight file {name!r}")
+    return check_state(dict(obj), arch, f"weight file {name!r}")
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts like a safetensors file: an 8-byte little-endian header length,
+    then the JSON header's ``{``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    name = str(path)
+    try:
+        from safetensors.torch import load_file as read
+    except ImportError:
+        raise WeightsError(
+            f"weight file {name!r} is in the safetensors format, and the package that reads it is "
+            "not installed: pip install safetensors (nstlib then reads the file as it is), or "
+            "convert it once on a machine that has it: python -c \"import torch, safetensors.torch as st; "
+            f"torch.save(st.load_file('{name}'), '{path.with_suffix('.pth')}')\"") from None
+    try:
+        return dict(read(name, device="cpu"))
+    except MemoryError:
+        raise WeightsError(f"weight file {name!r} is too large to load into memory") from None
+    except Exception as e:  # a truncated or damaged safetensors file
+        raise WeightsError(f"weight file {name!r} looks like a safetensors file but could not be read "
+                           f"({type(e).__name__}: {str(e)[:120]}); delete it and re-download it") from None
+
+
+def check_state(state: dict[str, torch.Tensor], arch: str, name: str) -> dict[str, torch.Tensor]:
+    """The ``features`` part of a VGG state dict, checked: keys (``0.weight``, ...; a
+    ``module.`` prefix from ``nn.DataParallel`` is removed), architecture, and finite values.
+
+    Raises:
+        WeightsError: keys missing, another architecture, or NaN/inf in a tensor (``name`` says where).
+    """
+    if state and all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    state = _features_only(state, arch, name)
+    for key in sorted(state, key=lambda k: int(k.split(".")[0])):
+        value = state[key]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise WeightsError(f"{name} holds {bad} NaN or infinite values in {key!r}: the file is "
+                               "damaged or was saved from a diverged training run; re-download it")
+    return state
 
 
 def _features_only(state: dict[str, torch.Tensor], arch: str, name: str) -> dict[str, torch.Tensor]:
@@ -162,6 +217,10 @@ def _features_only(state: dict[str, torch.Tensor], arch: str, name: str) -> dict
                                f"arch={arch!r} was asked for; pass arch={other!r} or a {arch} file")
     missing = sorted(expected - found, key=lambda k: int(k.split(".")[0]))
     if missing:
+        inside = [k for k in state if ".features." in k]
+        hint = (f"; its keys carry a prefix ({inside[0]!r}): keep only the VGG part, e.g. "
+                "{k.split('features.', 1)[1]: v for k, v in state.items() if 'features.' in k}"
+                if inside else f"; its keys look like {', '.join(repr(k) for k in list(state)[:3])}" if state else "")
         raise WeightsError(f"{name} is not a torchvision {arch} state dict: missing "
-                           f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+                           f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}{hint}")
     return {k: state[k] for k in expected}
