@@ -64,79 +64,15 @@ import torch
 
 from .checkpoint import bytes_per_pixel
 from .losses import content_loss, gram_matrix
-from .memory import available_bytes
 from .styles import as_list, blend_weights
-from .vgg import VGGFeatures, check_layers, layer_names
+from .tiles import Span, at_core, auto_tile, crop_core, crops_area, grid, halo_and_stride, stride_of
+from .vgg import VGGFeatures
 
-__all__ = ["TiledObjective", "halo_and_stride", "tile_spans", "auto_tile", "SMALL_HALO_GRAD_ERROR"]
+__all__ = ["TiledObjective", "SMALL_HALO_GRAD_ERROR"]
 
 #: ``{(pooling, halo px): the gradient's relative error}`` with relu5_1 (exact halo 80 px), as
 #: measured in the module docstring's table; tests/test_tiling.py checks the orders of magnitude.
 SMALL_HALO_GRAD_ERROR = {("max", 48): 5e-2, ("avg", 48): 4e-5, ("max", 0): 1.1, ("avg", 0): 0.35}
-Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
-
-
-def halo_and_stride(layers: Sequence[str], arch: str = "vgg19") -> tuple[int, int]:
-    """``(h, s)``: the halo (px) that makes the features of ``layers`` exact in a tile's core, and
-    the total stride at the deepest of them (see the module docstring for the recursion)."""
-    names = layer_names(arch)
-    deepest = max(names.index(n) for n in check_layers(layers, arch))
-    d, s = 0, 1
-    for n in names[:deepest + 1]:
-        if n.startswith("conv"):
-            d += 1
-        elif n.startswith("pool"):
-            d, s = -(-d // 2), 2 * s
-    return d * s, s
-
-
-def _stride(name: str, arch: str) -> int:
-    names = layer_names(arch)
-    return 2 ** sum(1 for n in names[:names.index(name)] if n.startswith("pool"))
-
-
-def tile_spans(n: int, tile: int, halo: int, stride: int) -> list[Span]:
-    """Split one image dimension of ``n`` px into cores of about ``tile`` px (equal, multiples of
-    ``stride``) and their crops (the core plus ``halo`` on each side, clipped to the image)."""
-    if halo % stride:
-        raise ValueError(f"halo must be a multiple of the network's stride {stride}, got {halo}")
-    t = max(stride, int(tile) // stride * stride)
-    k = -(-n // t)
-    core = -(-(-(-n // k)) // stride) * stride
-    starts = list(range(0, n, core))
-    if len(starts) > 1 and n - starts[-1] < stride:  # a sliver: merge it into the previous core
-        starts.pop()
-    ends = starts[1:] + [n]
-    return [(max(0, a - halo), min(n, b + halo), a, b) for a, b in zip(starts, ends)]
-
-
-def auto_tile(ext: VGGFeatures, layers: Sequence[str], max_memory: int | None = None) -> int:
-    """The largest core side (px, a multiple of the stride) whose crop's pass with gradients fits
-    ``max_memory`` bytes of activations (default: half the device's available memory):
-    ``(core + 2 h)^2 * bytes_per_pixel(grad=True) <= max_memory``."""
-    if max_memory is None:
-        free = available_bytes(ext.device)
-        max_memory = free // 2 if free else 2 ** 30
-    if not (isinstance(max_memory, (int, float)) and max_memory > 0):
-        raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
-    h, s = halo_and_stride(layers, ext.arch)
-    side = math.sqrt(max_memory / bytes_per_pixel(ext, layers, grad=True))
-    return max(s, int(side - 2 * h) // s * s)
-
-
-def _tiles(shape: Sequence[int], tile: tuple[int, int], halo: int, stride: int) -> list[tuple[Span, Span]]:
-    return [(r, c) for r in tile_spans(shape[-2], tile[0], halo, stride)
-            for c in tile_spans(shape[-1], tile[1], halo, stride)]
-
-
-def _at(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
-    """A core's positions in a full-image feature map at stride ``s``."""
-    return f[..., r[2] // s:r[3] // s, c[2] // s:c[3] // s]
-
-
-def _core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
-    """The core positions of a crop's features at stride ``s``."""
-    return f[..., (r[2] - r[0]) // s:(r[3] - r[0]) // s, (c[2] - c[0]) // s:(c[3] - c[0]) // s]
 
 
 class TiledObjective:
@@ -149,6 +85,8 @@ class TiledObjective:
         halo: px added around each core (default: :func:`halo_and_stride`'s exact one); a
             multiple of the stride.
         max_memory: the activation budget of one tile, for ``tile="auto"``.
+        tile_nograd: core side of the passes without gradients (pass 1, the targets); default:
+            the side whose crop takes the memory of a ``tile`` crop with gradients (~1.7 x).
 
     ``loss_and_grad(x)`` (x [1, 3, H, W] in [0, 1]) adds d(total)/dx into ``x.grad`` and returns
     the detached scalars ``{"total", "content", "style", "tv"}``. ``objective(x)`` returns the same
@@ -161,7 +99,8 @@ class TiledObjective:
                  style_layer_weights: Mapping[str, float] | None = None, *,
                  style_blend: Sequence[float] | None = None, mask: torch.Tensor | None = None,
                  style_outside: torch.Tensor | None = None, tile: int | tuple[int, int] | str = 512,
-                 halo: int | None = None, max_memory: int | None = None) -> None:
+                 halo: int | None = None, max_memory: int | None = None,
+                 tile_nograd: int | tuple[int, int] | None = None) -> None:
         if mask is not None or style_outside is not None:
             raise ValueError("tiling does not support a mask or style_outside; run masked transfers untiled")
         weights = [torch.as_tensor(w) for w in (content_weight, style_weight, tv_weight)]
@@ -173,7 +112,7 @@ class TiledObjective:
         self.style_layers = list(style_layers) if style is not None and self.weights[1] else []
         self.style_layer_weights = dict(style_layer_weights or {})
         self.use_tv = bool(self.weights[2])
-        self._configure(tile, halo, max_memory)
+        self._configure(tile, halo, max_memory, tile_nograd)
         self.content_targets = self._targets(content) if self.content_layers else {}
         self.style_grams: dict[str, torch.Tensor] = {}
         for b, img in zip(blend_weights(style_blend, len(as_list(style))) if self.style_layers else [],
@@ -183,7 +122,8 @@ class TiledObjective:
 
     @classmethod
     def from_objective(cls, objective, *, tile: int | tuple[int, int] | str = 512, halo: int | None = None,
-                       max_memory: int | None = None) -> "TiledObjective":
+                       max_memory: int | None = None,
+                       tile_nograd: int | tuple[int, int] | None = None) -> "TiledObjective":
         """The same objective as an :class:`~nstlib.objective.Objective` (its targets reused), tiled."""
         if objective.mask is not None or objective.per_image:
             raise ValueError("tiling does not support a mask or per-image weights; run those untiled")
@@ -192,52 +132,71 @@ class TiledObjective:
         self.content_layers, self.style_layers = list(objective.content_layers), list(objective.style_layers)
         self.style_layer_weights, self.use_tv = dict(objective.style_layer_weights), objective.use_tv
         self.content_targets, self.style_grams = dict(objective.content_targets), dict(objective.style_grams)
-        self._configure(tile, halo, max_memory)
+        self._configure(tile, halo, max_memory, tile_nograd)
         return self
 
-    def _configure(self, tile: int | tuple[int, int] | str, halo: int | None, max_memory: int | None) -> None:
+    def _configure(self, tile: int | tuple[int, int] | str, halo: int | None, max_memory: int | None,
+                   tile_nograd: int | tuple[int, int] | None) -> None:
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         h, self.stride = halo_and_stride(self.layers, self.ext.arch) if self.layers else (0, 1)
         self.halo = h if halo is None else int(halo)
         if tile == "auto":
             tile = auto_tile(self.ext, self.layers, max_memory) if self.layers else 1 << 30
-        elif isinstance(tile, str) or not all(int(t) > 0 for t in ((tile,) if isinstance(tile, int) else tile)):
+        sides = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, (tuple, list)) else ()
+        if len(sides) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sides):
             raise ValueError(f"tile must be a side in px (e.g. 512), (height, width) or 'auto', got {tile!r}")
-        self.tile = (int(tile), int(tile)) if isinstance(tile, int) else tuple(int(t) for t in tile)
+        self.tile = sides
+        if tile_nograd is not None:
+            self.tile_nograd = ((tile_nograd,) * 2 if isinstance(tile_nograd, int) else tuple(tile_nograd))
+            return
         # pass 1 (no graph) needs ~1/3 the memory per pixel: a larger core with the same crop memory
         k = (math.sqrt(bytes_per_pixel(self.ext, self.layers) / bytes_per_pixel(self.ext, self.layers, False))
              if self.layers else 1.0)
         self.tile_nograd = tuple(int(k * (t + 2 * self.halo) - 2 * self.halo) for t in self.tile)
 
-    def _pass(self, img: torch.Tensor, layers: list[str], tile: tuple[int, int]):
-        """Yield ``(r, c, {layer: core features})`` for every tile of ``img``, without gradients."""
-        for r, c in _tiles(img.shape, tile, self.halo, self.stride):
+    def _pass(self, img: torch.Tensor, layers: list[str], tiles: list[tuple[Span, Span]]):
+        """Yield ``(r, c, {layer: core features})`` for the ``tiles`` of ``img``, without gradients."""
+        for r, c in tiles:
             with torch.no_grad():
                 f = self.ext(img[..., r[0]:r[1], c[0]:c[1]], layers)
-            yield r, c, {n: _core(v, r, c, _stride(n, self.ext.arch)) for n, v in f.items()}
+            yield r, c, {n: crop_core(v, r, c, stride_of(n, self.ext.arch)) for n, v in f.items()}
 
     @torch.no_grad()
     def _targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        for r, c, f in self._pass(content, self.content_layers, self.tile_nograd):
+        tiles = grid(content.shape, self.tile_nograd, self.halo, self.stride)
+        for r, c, f in self._pass(content, self.content_layers, tiles):
             for n, v in f.items():
-                s = _stride(n, self.ext.arch)
+                s = stride_of(n, self.ext.arch)
                 if n not in out:
                     out[n] = v.new_zeros(1, v.shape[1], content.shape[-2] // s, content.shape[-1] // s)
-                _at(out[n], r, c, s).copy_(v)
+                at_core(out[n], r, c, s).copy_(v)
         return out
 
-    @torch.no_grad()
-    def _grams(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The full image's Gram matrices [1, C, C] of the style layers, summed over the cores."""
-        out: dict[str, torch.Tensor] = {}
-        area = {n: (img.shape[-2] // _stride(n, self.ext.arch)) * (img.shape[-1] // _stride(n, self.ext.arch))
+    def _core_grams(self, core: dict[str, torch.Tensor], shape: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Each style layer's core share of the full image's Gram matrix (full-image normalizer)."""
+        return {n: gram_matrix(core[n]) * (core[n].shape[-2] * core[n].shape[-1]
+                                           / ((shape[-2] // stride_of(n, self.ext.arch)) * (shape[-1] // stride_of(n, self.ext.arch))))
                 for n in self.style_layers}
-        for _r, _c, f in self._pass(img, self.style_layers, self.tile_nograd):
-            for n, v in f.items():
-                g = gram_matrix(v) * (v.shape[-2] * v.shape[-1] / area[n])
+
+    @torch.no_grad()
+    def _grams(self, img: torch.Tensor, tiles: list | None = None) -> dict[str, torch.Tensor]:
+        """The Gram matrices [1, C, C] of the style layers, summed over the cores of ``tiles``
+        (default: all of ``img``'s, in pass-1 tiles): the full image's when they cover it."""
+        out: dict[str, torch.Tensor] = {}
+        tiles = grid(img.shape, self.tile_nograd, self.halo, self.stride) if tiles is None else tiles
+        for _r, _c, f in self._pass(img, self.style_layers, tiles):
+            for n, g in self._core_grams(f, img.shape).items():
                 out[n] = g if n not in out else out[n] + g
         return out
+
+    def _style_grad(self, grams: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The style loss of the full image's Gram matrices and its gradient D_l w.r.t. each."""
+        with torch.enable_grad():
+            g = {n: v.detach().requires_grad_(True) for n, v in grams.items()}
+            style = sum(self.style_layer_weights.get(n, 1.0) * ((g[n] - t) ** 2).mean()
+                        for n, t in self.style_grams.items())
+            return style.detach(), dict(zip(g, torch.autograd.grad(style, list(g.values()))))
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
@@ -261,27 +220,30 @@ class TiledObjective:
 
     def _evaluate(self, x: torch.Tensor, grad: torch.Tensor) -> dict[str, torch.Tensor]:
         alpha, beta, gamma = self.weights
-        arch, (H, W) = self.ext.arch, x.shape[-2:]
+        arch = self.ext.arch
         zero = x.new_zeros(())
-        style, d_gram = zero, {}
+        tiles, style, d_gram, partial = grid(x.shape, self.tile, self.halo, self.stride), zero, {}, {}
         if self.style_grams:
-            with torch.enable_grad():
-                g = {n: v.requires_grad_(True) for n, v in self._grams(x).items()}
-                style = sum(self.style_layer_weights.get(n, 1.0) * ((g[n] - t) ** 2).mean()
-                            for n, t in self.style_grams.items())
-                d_gram = dict(zip(g, torch.autograd.grad(style, list(g.values()))))
+            # pass 1 over every tile but the last of pass 2 when that costs less than the pass-1
+            # tiles: the last one's graph features then complete the sum (and one tile: no pass 1)
+            t1 = grid(x.shape, self.tile_nograd, self.halo, self.stride)
+            if crops_area(tiles[:-1]) <= crops_area(t1):
+                partial, d_gram, tiles = self._grams(x, tiles[:-1]), None, tiles[-1:] + tiles[:-1]
+            else:
+                style, d_gram = self._style_grad(self._grams(x, t1))
         numel = {n: t.numel() for n, t in self.content_targets.items()}
-        area = {n: (H // _stride(n, arch)) * (W // _stride(n, arch)) for n in d_gram}
         content, tv = zero, zero
-        for r, c in _tiles(x.shape, self.tile, self.halo, self.stride):
+        for r, c in tiles:
             with torch.enable_grad():
                 crop = x[..., r[0]:r[1], c[0]:c[1]].clone().requires_grad_(True)
                 f = self.ext(crop, self.layers) if self.layers else {}
-                core = {n: _core(v, r, c, _stride(n, arch)) for n, v in f.items()}
-                c_t = sum((content_loss(core[n], _at(t, r, c, _stride(n, arch))) * (core[n].numel() / numel[n])
+                core = {n: crop_core(v, r, c, stride_of(n, arch)) for n, v in f.items()}
+                c_t = sum((content_loss(core[n], at_core(t, r, c, stride_of(n, arch))) * (core[n].numel() / numel[n])
                            for n, t in self.content_targets.items()), zero)
-                s_t = sum(((d_gram[n] * gram_matrix(core[n])).sum() * (core[n].shape[-2] * core[n].shape[-1] / area[n])
-                           for n in d_gram), zero)
+                grams = self._core_grams(core, x.shape) if self.style_grams else {}
+                if d_gram is None:
+                    style, d_gram = self._style_grad({n: partial.get(n, 0) + g.detach() for n, g in grams.items()})
+                s_t = sum(((d_gram[n] * g).sum() for n, g in grams.items()), zero)
                 surrogate = alpha * c_t + beta * s_t
                 if surrogate.requires_grad:
                     surrogate.backward()
