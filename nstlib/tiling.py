@@ -47,13 +47,23 @@ halo (px)  loss error (max, avg)  gradient error, max     gradient error, avg
 **Targets.** The content targets (full-size feature maps, [1, C_l, H_l, W_l] each: 32 bytes per
 pixel at relu4_2) and the style Gram matrices are computed tile by tile as well (no gradient),
 so no step needs an untiled forward pass. Pass 1 runs without a graph, ~1/3 the memory per
-pixel of pass 2, so its tiles are larger (:func:`bytes_per_pixel`).
+pixel of pass 2, so its tiles are larger (``tile_nograd``, from
+:func:`nstlib.checkpoint.bytes_per_pixel`) -- unless covering every pass-2 tile but the last
+costs fewer pixels: then the last tile runs first in pass 2 and its graph features complete
+the Gram sums (with a single tile there is no pass 1 at all).
+
+**Cost.** Pass 1 is a forward pass (~0.4 of a forward + backward on this CPU) and every crop
+carries its halo, so a step costs about ``(1 + 0.4) x`` the crops' total area over the image's;
+figures in ``docs/benchmarks.md`` ("Large images: tiling"). Memory: one crop's activations plus
+image-sized buffers (the image, its gradient, the content targets); the optimizer's state comes
+on top (L-BFGS keeps 2 x history image-sized vectors: prefer Adam or a short history for
+posters). Tile geometry: :mod:`nstlib.tiles`.
 
 Refused with a ``ValueError``: masks (spatial control) and batches / per-image weights
 (:func:`nstlib.sweep`): run those untiled, one image at a time.
 
-:func:`checkpointed` is the simpler option for sizes in between: the same network with
-gradient checkpointing (activations recomputed in the backward pass).
+:func:`nstlib.checkpoint.checkpointed` is the simpler option for sizes in between: the same
+network with gradient checkpointing (activations recomputed in the backward pass).
 """
 from __future__ import annotations
 
