@@ -157,7 +157,8 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     p.add_argument("--tile", type=int, default=512, help="core side of the tiled runs (px)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--evals", type=int, default=2, help="evaluations per configuration (the last one is timed; the first warms up)")
+    p.add_argument("--evals", type=int, default=2,
+                   help="evaluations per configuration (the last one is timed; the first warms up)")
     p.add_argument("--max-gb", type=float, default=12.0, help="skip untiled/checkpointed runs estimated above this")
     p.add_argument("--overhead-size", type=int, default=1024)
     p.add_argument("--overhead-tiles", nargs="*", default=["512x512", "1024x512", "1024x1024"])
@@ -182,7 +183,8 @@ def main() -> None:
             if mode != "tiled" and need > a.max_gb:
                 r = {"skipped": f"skipped: would need ~{need:.0f} GB"}
             else:
-                r = spawn("--one", mode, str(side), "--tile", str(a.tile), "--device", a.device, "--evals", str(a.evals))
+                r = spawn("--one", mode, str(side), "--tile", str(a.tile), "--device", a.device,
+                          "--evals", str(a.evals))
             rows.append(dict(r, mode=mode, size=side))
             print(json.dumps(rows[-1]), flush=True)
     over = spawn("--overhead-only", "--device", a.device, "--overhead-size", str(a.overhead_size),

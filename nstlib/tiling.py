@@ -185,9 +185,11 @@ class TiledObjective:
 
     def _core_grams(self, core: dict[str, torch.Tensor], shape: Sequence[int]) -> dict[str, torch.Tensor]:
         """Each style layer's core share of the full image's Gram matrix (full-image normalizer)."""
-        return {n: gram_matrix(core[n]) * (core[n].shape[-2] * core[n].shape[-1]
-                                           / ((shape[-2] // stride_of(n, self.ext.arch)) * (shape[-1] // stride_of(n, self.ext.arch))))
-                for n in self.style_layers}
+        out = {}
+        for n in self.style_layers:
+            s, (h, w) = stride_of(n, self.ext.arch), core[n].shape[-2:]
+            out[n] = gram_matrix(core[n]) * (h * w / ((shape[-2] // s) * (shape[-1] // s)))
+        return out
 
     @torch.no_grad()
     def _grams(self, img: torch.Tensor, tiles: list | None = None) -> dict[str, torch.Tensor]:
