@@ -1,0 +1,68 @@
+"""Memory of the VGG pass: gradient checkpointing, and the activation memory per pixel.
+
+:func:`checkpointed` trades time for memory without changing any value: the backward pass
+recomputes each segment's activations instead of keeping them (``torch.utils.checkpoint``,
+non-reentrant). :func:`bytes_per_pixel` estimates what one pass keeps, for choosing tile sizes
+(:mod:`nstlib.tiling`).
+"""
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .vgg import VGGFeatures
+
+__all__ = ["checkpointed", "bytes_per_pixel"]
+
+
+def bytes_per_pixel(ext: VGGFeatures, layers: Sequence[str], grad: bool = True) -> float:
+    """Estimated activation memory per input pixel of one pass of ``ext`` up to ``layers``' deepest.
+
+    With every layer's output ``C/s^2`` floats per pixel (``s``: its stride): ``grad=True`` counts
+    each output once (kept for the backward pass) plus twice the largest (the backward's gradient
+    buffers); ``grad=False`` twice the largest (one layer's input and output) plus the tapped
+    outputs. float32: 4 bytes per float. VGG19 to relu5_1: 2.95 KB (grad) and 1.03 KB per pixel.
+    """
+    deepest = max(ext.layers_in_body.index(n) for n in layers)
+    ch, s, outs = 3, 1, []
+    for name, m in list(ext.body.named_children())[:deepest + 1]:
+        ch = m.out_channels if isinstance(m, nn.Conv2d) else ch
+        s = 2 * s if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) else s
+        outs.append((name, ch / s ** 2))
+    big = 2 * max(v for _, v in outs)
+    return 4.0 * (big + sum(v for n, v in outs if grad or n in layers))
+
+
+class _Segment(nn.Module):
+    """Consecutive VGG modules run under gradient checkpointing (recomputed in the backward pass)."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self.seq = nn.Sequential(*modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return checkpoint(self.seq, x, use_reentrant=False)
+        return self.seq(x)
+
+
+def checkpointed(ext: VGGFeatures) -> VGGFeatures:
+    """The same extractor (weights shared, ``ext`` untouched) with gradient checkpointing: its body
+    is cut into segments ending at each tapped layer and each pooling; only the segments' outputs
+    are kept for the backward pass, which recomputes the rest. Use it in place of ``ext``, e.g.
+    ``Objective(checkpointed(ext), ...)``; it returns the same taps (``ext.layers``)."""
+    segments, group = [], []
+    for name, m in ext.body.named_children():
+        group.append(m)
+        if name in ext.layers or isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            segments.append((name, _Segment(group)))
+            group = []
+    ck = copy.copy(ext)
+    ck._modules = type(ext._modules)(ext._modules)  # its own module table: ext keeps its body
+    ck.body = nn.Sequential(OrderedDict(segments))
+    return ck

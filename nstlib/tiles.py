@@ -1,0 +1,86 @@
+"""The geometry of tiles: the halo, the alignment to the network's stride, the tiles' spans, and
+the tile side that fits a memory budget. The reasoning is in :mod:`nstlib.tiling`'s docstring.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from .checkpoint import bytes_per_pixel
+from .memory import available_bytes
+from .vgg import VGGFeatures, check_layers, layer_names, min_side
+
+__all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "grid", "crops_area",
+           "at_core", "crop_core"]
+
+Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
+
+
+def halo_and_stride(layers: Sequence[str], arch: str = "vgg19") -> tuple[int, int]:
+    """``(h, s)``: the halo (px) that makes the features of ``layers`` exact in a tile's core, and
+    the total stride at the deepest of them (the recursion: :mod:`nstlib.tiling`)."""
+    names = layer_names(arch)
+    deepest = max(names.index(n) for n in check_layers(layers, arch))
+    d, s = 0, 1
+    for n in names[:deepest + 1]:
+        if n.startswith("conv"):
+            d += 1
+        elif n.startswith("pool"):
+            d, s = -(-d // 2), 2 * s
+    return d * s, s
+
+
+def stride_of(name: str, arch: str) -> int:
+    """The stride of layer ``name``'s output (px of the image per position)."""
+    return min_side([name], arch)
+
+
+def tile_spans(n: int, tile: int, halo: int, stride: int) -> list[Span]:
+    """Split one image dimension of ``n`` px into cores of about ``tile`` px (equal, multiples of
+    ``stride``) and their crops (the core plus ``halo`` on each side, clipped to the image)."""
+    if halo % stride:
+        raise ValueError(f"halo must be a multiple of the network's stride {stride}, got {halo}")
+    t = max(stride, int(tile) // stride * stride)
+    k = -(-n // t)
+    core = -(-(-(-n // k)) // stride) * stride
+    starts = list(range(0, n, core))
+    if len(starts) > 1 and n - starts[-1] < stride:  # a sliver: merge it into the previous core
+        starts.pop()
+    ends = starts[1:] + [n]
+    return [(max(0, a - halo), min(n, b + halo), a, b) for a, b in zip(starts, ends)]
+
+
+def auto_tile(ext: VGGFeatures, layers: Sequence[str], max_memory: int | None = None) -> int:
+    """The largest core side (px, a multiple of the stride) whose crop's pass with gradients fits
+    ``max_memory`` bytes of activations (default: half the device's available memory):
+    ``(core + 2 h)^2 * bytes_per_pixel(grad=True) <= max_memory``."""
+    if max_memory is None:
+        free = available_bytes(ext.device)
+        max_memory = free // 2 if free else 2 ** 30
+    if not (isinstance(max_memory, (int, float)) and max_memory > 0):
+        raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
+    h, s = halo_and_stride(layers, ext.arch)
+    side = math.sqrt(max_memory / bytes_per_pixel(ext, layers, grad=True))
+    return max(s, int(side - 2 * h) // s * s)
+
+
+def grid(shape: Sequence[int], tile: tuple[int, int], halo: int, stride: int) -> list[tuple[Span, Span]]:
+    return [(r, c) for r in tile_spans(shape[-2], tile[0], halo, stride)
+            for c in tile_spans(shape[-1], tile[1], halo, stride)]
+
+
+def crops_area(tiles: list[tuple[Span, Span]]) -> int:
+    """The pixels of the crops of ``tiles`` (what a pass over them costs)."""
+    return sum((r[1] - r[0]) * (c[1] - c[0]) for r, c in tiles)
+
+
+def at_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
+    """A core's positions in a full-image feature map at stride ``s``."""
+    return f[..., r[2] // s:r[3] // s, c[2] // s:c[3] // s]
+
+
+def crop_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
+    """The core positions of a crop's features at stride ``s``."""
+    return f[..., (r[2] - r[0]) // s:(r[3] - r[0]) // s, (c[2] - c[0]) // s:(c[3] - c[0]) // s]

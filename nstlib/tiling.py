@@ -1,0 +1,283 @@
+r"""Large images on bounded memory: the exact objective and gradient, computed tile by tile.
+
+Every term of the objective is a sum over positions, so the full image's objective and its
+*exact* gradient can be assembled from tiles (:class:`TiledObjective`), in two passes:
+
+1. without gradients, each style layer's global Gram matrix from the tiles' *core* features,
+   :math:`G_l = \frac{1}{C_l H_l W_l} \sum_{tiles} F_{core} F_{core}^T`, then
+   :math:`D_l = \partial \mathcal{L}_{style} / \partial G_l` (autograd on :math:`G_l`);
+2. tile by tile with gradients, the backward pass of the surrogate
+   :math:`\alpha \mathcal{L}_c^{core} + \beta \sum_l \langle D_l, G_l^{core} \rangle + \gamma \mathcal{L}_{tv}^{core}`,
+   whose gradient equals the core features' share of :math:`\partial \mathcal{L} / \partial x`.
+   The tile's pixel gradient (halo included) is *added* into ``x.grad``: halos overlap and the
+   contributions of neighbouring cores add up to the exact gradient.
+
+**Normalizers.** nstlib's losses are means (:mod:`nstlib.losses`): content
+:math:`\frac{1}{C_l H_l W_l}\sum (F-P)^2`, Gram :math:`/(C_l H_l W_l)`, TV
+:math:`\frac12(\frac{\sum|x_{i+1,j}-x_{ij}|}{3(H-1)W} + \frac{\sum|x_{i,j+1}-x_{ij}|}{3H(W-1)})`.
+Every tile sum is divided by the *full* image's counts (:math:`H_l = \lfloor H / s_l \rfloor`).
+TV seams are exact: a core's vertical pairs are those whose upper pixel lies in the core (the
+pixel below may be the next core's), likewise for horizontal pairs.
+
+**Halo and alignment.** A feature at the tile's edge sees the tile's zero padding instead of
+the neighbouring pixels; the error creeps inwards by one position per 3x3 convolution and is
+halved (rounded up) by each 2x2 pooling. Counting ``d`` in positions of the current
+resolution: ``d <- d + 1`` per convolution, ``d <- ceil(d / 2)`` per pooling, up to the deepest
+layer L in use; the halo is :math:`h = d_L \, s_L` pixels, with :math:`s_L = 2^{\#pools}` the
+total stride at L. VGG19: relu5_1 -> d=5, s=16, **h = 80 px** (its receptive field is 156 px:
+half-width 78, rounded up to the stride); relu4_2 -> 5 x 8 = 40 px. Crop origins and core edges
+are multiples of :math:`s_L`, so every pooling window of a tile is one of the full image's;
+a core feature is then the same function of the pixels as in the full image, and value and
+gradient match to float rounding (measured: relative error ~1e-6, tests/test_tiling.py).
+A smaller halo leaves an error at the seams, larger in the gradient (the pixels a core feature
+sees beyond the crop get none of its gradient) than in the loss. Measured with relu5_1 (exact
+halo 80 px), 48 px tiles on a 100 x 140 image, random weights (:data:`SMALL_HALO_GRAD_ERROR`):
+
+=========  =====================  ======================  ======================
+halo (px)  loss error (max, avg)  gradient error, max     gradient error, avg
+=========  =====================  ======================  ======================
+80         0, 1e-7                2e-6                    1e-6
+48         0, 1e-7                5e-2                    4e-5
+32         4e-4, 2e-5             0.2                     4e-2
+0          7e-3, 8e-3             1.1                     0.35
+=========  =====================  ======================  ======================
+
+(relative errors: ``|L_tiled - L| / L`` and ``||g_tiled - g|| / ||g||``).
+
+**Targets.** The content targets (full-size feature maps, [1, C_l, H_l, W_l] each: 32 bytes per
+pixel at relu4_2) and the style Gram matrices are computed tile by tile as well (no gradient),
+so no step needs an untiled forward pass. Pass 1 runs without a graph, ~1/3 the memory per
+pixel of pass 2, so its tiles are larger (``tile_nograd``, from
+:func:`nstlib.checkpoint.bytes_per_pixel`) -- unless covering every pass-2 tile but the last
+costs fewer pixels: then the last tile runs first in pass 2 and its graph features complete
+the Gram sums (with a single tile there is no pass 1 at all).
+
+**Cost.** Pass 1 is a forward pass (~0.4 of a forward + backward on this CPU) and every crop
+carries its halo, so a step costs about ``(1 + 0.4) x`` the crops' total area over the image's;
+figures in ``docs/benchmarks.md`` ("Large images: tiling"). Memory: one crop's activations plus
+image-sized buffers (the image, its gradient, the content targets); the optimizer's state comes
+on top (L-BFGS keeps 2 x history image-sized vectors: prefer Adam or a short history for
+posters). Tile geometry: :mod:`nstlib.tiles`.
+
+Refused with a ``ValueError``: masks (spatial control) and batches / per-image weights
+(:func:`nstlib.sweep`): run those untiled, one image at a time.
+
+:func:`nstlib.checkpoint.checkpointed` is the simpler option for sizes in between: the same
+network with gradient checkpointing (activations recomputed in the backward pass).
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+
+from .checkpoint import bytes_per_pixel
+from .losses import content_loss, gram_matrix
+from .styles import as_list, blend_weights
+from .tiles import Span, at_core, auto_tile, crop_core, crops_area, grid, halo_and_stride, stride_of
+from .vgg import VGGFeatures
+
+__all__ = ["TiledObjective", "SMALL_HALO_GRAD_ERROR"]
+
+#: ``{(pooling, halo px): the gradient's relative error}`` with relu5_1 (exact halo 80 px), as
+#: measured in the module docstring's table; tests/test_tiling.py checks the orders of magnitude.
+SMALL_HALO_GRAD_ERROR = {("max", 48): 5e-2, ("avg", 48): 4e-5, ("max", 0): 1.1, ("avg", 0): 0.35}
+
+
+class TiledObjective:
+    """:class:`nstlib.objective.Objective`'s ``alpha * content + beta * style + gamma * tv``, evaluated
+    tile by tile with its exact gradient (module docstring). The arguments are ``Objective``'s, plus:
+
+    Args:
+        tile: core side in px (int or (h, w); rounded down to a multiple of the stride) or
+            ``"auto"`` (:func:`auto_tile` for ``max_memory`` bytes).
+        halo: px added around each core (default: :func:`halo_and_stride`'s exact one); a
+            multiple of the stride.
+        max_memory: the activation budget of one tile, for ``tile="auto"``.
+        tile_nograd: core side of the passes without gradients (pass 1, the targets); default:
+            the side whose crop takes the memory of a ``tile`` crop with gradients (~1.7 x).
+
+    ``loss_and_grad(x)`` (x [1, 3, H, W] in [0, 1]) adds d(total)/dx into ``x.grad`` and returns
+    the detached scalars ``{"total", "content", "style", "tv"}``. ``objective(x)`` returns the same
+    values with a ``"total"`` whose backward pass gives that gradient (the current engine's contract).
+    """
+
+    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None, style: torch.Tensor | None,
+                 content_layers: Sequence[str], style_layers: Sequence[str],
+                 content_weight: float, style_weight: float, tv_weight: float,
+                 style_layer_weights: Mapping[str, float] | None = None, *,
+                 style_blend: Sequence[float] | None = None, mask: torch.Tensor | None = None,
+                 style_outside: torch.Tensor | None = None, tile: int | tuple[int, int] | str = 512,
+                 halo: int | None = None, max_memory: int | None = None,
+                 tile_nograd: int | tuple[int, int] | None = None) -> None:
+        if mask is not None or style_outside is not None:
+            raise ValueError("tiling does not support a mask or style_outside; run masked transfers untiled")
+        weights = [torch.as_tensor(w) for w in (content_weight, style_weight, tv_weight)]
+        if any(w.dim() for w in weights):
+            raise ValueError("tiling takes one weight per term, not per-image weights (sweeps); "
+                             "run sweeps untiled")
+        self.ext, self.weights = extractor, tuple(float(w) for w in weights)
+        self.content_layers = list(content_layers) if content is not None and self.weights[0] else []
+        self.style_layers = list(style_layers) if style is not None and self.weights[1] else []
+        self.style_layer_weights = dict(style_layer_weights or {})
+        self.use_tv = bool(self.weights[2])
+        self._configure(tile, halo, max_memory, tile_nograd)
+        self.content_targets = self._targets(content) if self.content_layers else {}
+        self.style_grams: dict[str, torch.Tensor] = {}
+        for b, img in zip(blend_weights(style_blend, len(as_list(style))) if self.style_layers else [],
+                          as_list(style)):
+            for n, g in self._grams(img).items():
+                self.style_grams[n] = b * g + self.style_grams.get(n, 0)
+
+    @classmethod
+    def from_objective(cls, objective, *, tile: int | tuple[int, int] | str = 512, halo: int | None = None,
+                       max_memory: int | None = None,
+                       tile_nograd: int | tuple[int, int] | None = None) -> "TiledObjective":
+        """The same objective as an :class:`~nstlib.objective.Objective` (its targets reused), tiled."""
+        if objective.mask is not None or objective.per_image:
+            raise ValueError("tiling does not support a mask or per-image weights; run those untiled")
+        self = cls.__new__(cls)
+        self.ext, self.weights = objective.ext, tuple(float(w) for w in objective.weights)
+        self.content_layers, self.style_layers = list(objective.content_layers), list(objective.style_layers)
+        self.style_layer_weights, self.use_tv = dict(objective.style_layer_weights), objective.use_tv
+        self.content_targets, self.style_grams = dict(objective.content_targets), dict(objective.style_grams)
+        self._configure(tile, halo, max_memory, tile_nograd)
+        return self
+
+    def _configure(self, tile: int | tuple[int, int] | str, halo: int | None, max_memory: int | None,
+                   tile_nograd: int | tuple[int, int] | None) -> None:
+        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        h, self.stride = halo_and_stride(self.layers, self.ext.arch) if self.layers else (0, 1)
+        self.halo = h if halo is None else int(halo)
+        if tile == "auto":
+            tile = auto_tile(self.ext, self.layers, max_memory) if self.layers else 1 << 30
+        sides = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, (tuple, list)) else ()
+        if len(sides) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sides):
+            raise ValueError(f"tile must be a side in px (e.g. 512), (height, width) or 'auto', got {tile!r}")
+        self.tile = sides
+        if tile_nograd is not None:
+            self.tile_nograd = ((tile_nograd,) * 2 if isinstance(tile_nograd, int) else tuple(tile_nograd))
+            return
+        # pass 1 (no graph) needs ~1/3 the memory per pixel: a larger core with the same crop memory
+        k = (math.sqrt(bytes_per_pixel(self.ext, self.layers) / bytes_per_pixel(self.ext, self.layers, False))
+             if self.layers else 1.0)
+        self.tile_nograd = tuple(int(k * (t + 2 * self.halo) - 2 * self.halo) for t in self.tile)
+
+    def _pass(self, img: torch.Tensor, layers: list[str], tiles: list[tuple[Span, Span]]):
+        """Yield ``(r, c, {layer: core features})`` for the ``tiles`` of ``img``, without gradients."""
+        for r, c in tiles:
+            with torch.no_grad():
+                f = self.ext(img[..., r[0]:r[1], c[0]:c[1]], layers)
+            yield r, c, {n: crop_core(v, r, c, stride_of(n, self.ext.arch)) for n, v in f.items()}
+
+    @torch.no_grad()
+    def _targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        tiles = grid(content.shape, self.tile_nograd, self.halo, self.stride)
+        for r, c, f in self._pass(content, self.content_layers, tiles):
+            for n, v in f.items():
+                s = stride_of(n, self.ext.arch)
+                if n not in out:
+                    out[n] = v.new_zeros(1, v.shape[1], content.shape[-2] // s, content.shape[-1] // s)
+                at_core(out[n], r, c, s).copy_(v)
+        return out
+
+    def _core_grams(self, core: dict[str, torch.Tensor], shape: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Each style layer's core share of the full image's Gram matrix (full-image normalizer)."""
+        out = {}
+        for n in self.style_layers:
+            s, (h, w) = stride_of(n, self.ext.arch), core[n].shape[-2:]
+            out[n] = gram_matrix(core[n]) * (h * w / ((shape[-2] // s) * (shape[-1] // s)))
+        return out
+
+    @torch.no_grad()
+    def _grams(self, img: torch.Tensor, tiles: list | None = None) -> dict[str, torch.Tensor]:
+        """The Gram matrices [1, C, C] of the style layers, summed over the cores of ``tiles``
+        (default: all of ``img``'s, in pass-1 tiles): the full image's when they cover it."""
+        out: dict[str, torch.Tensor] = {}
+        tiles = grid(img.shape, self.tile_nograd, self.halo, self.stride) if tiles is None else tiles
+        for _r, _c, f in self._pass(img, self.style_layers, tiles):
+            for n, g in self._core_grams(f, img.shape).items():
+                out[n] = g if n not in out else out[n] + g
+        return out
+
+    def _style_grad(self, grams: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The style loss of the full image's Gram matrices and its gradient D_l w.r.t. each."""
+        with torch.enable_grad():
+            g = {n: v.detach().requires_grad_(True) for n, v in grams.items()}
+            style = sum(self.style_layer_weights.get(n, 1.0) * ((g[n] - t) ** 2).mean()
+                        for n, t in self.style_grams.items())
+            return style.detach(), dict(zip(g, torch.autograd.grad(style, list(g.values()))))
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise ValueError(f"TiledObjective takes one image [1, 3, H, W], got {tuple(x.shape)}; "
+                             "run batches untiled")
+
+    def loss_and_grad(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Add d(total)/dx into ``x.grad`` (created if None); return the detached losses."""
+        self._check(x)
+        if x.grad is None:
+            x.grad = torch.zeros_like(x)
+        return self._evaluate(x.detach(), x.grad)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The losses, with a ``"total"`` whose gradient w.r.t. ``x`` is the tiled exact one."""
+        self._check(x)
+        grad = torch.zeros_like(x, requires_grad=False)
+        losses = self._evaluate(x.detach(), grad)
+        lin = (x * grad).sum()
+        return dict(losses, total=losses["total"] + lin - lin.detach())
+
+    def _evaluate(self, x: torch.Tensor, grad: torch.Tensor) -> dict[str, torch.Tensor]:
+        alpha, beta, gamma = self.weights
+        arch = self.ext.arch
+        zero = x.new_zeros(())
+        tiles, style, d_gram, partial = grid(x.shape, self.tile, self.halo, self.stride), zero, {}, {}
+        if self.style_grams:
+            # pass 1 over every tile but the last of pass 2 when that costs less than the pass-1
+            # tiles: the last one's graph features then complete the sum (and one tile: no pass 1)
+            t1 = grid(x.shape, self.tile_nograd, self.halo, self.stride)
+            if crops_area(tiles[:-1]) <= crops_area(t1):
+                partial, d_gram, tiles = self._grams(x, tiles[:-1]), None, tiles[-1:] + tiles[:-1]
+            else:
+                style, d_gram = self._style_grad(self._grams(x, t1))
+        numel = {n: t.numel() for n, t in self.content_targets.items()}
+        content, tv = zero, zero
+        for r, c in tiles:
+            with torch.enable_grad():
+                crop = x[..., r[0]:r[1], c[0]:c[1]].clone().requires_grad_(True)
+                f = self.ext(crop, self.layers) if self.layers else {}
+                core = {n: crop_core(v, r, c, stride_of(n, arch)) for n, v in f.items()}
+                c_t = sum((content_loss(core[n], at_core(t, r, c, stride_of(n, arch))) * (core[n].numel() / numel[n])
+                           for n, t in self.content_targets.items()), zero)
+                grams = self._core_grams(core, x.shape) if self.style_grams else {}
+                if d_gram is None:
+                    style, d_gram = self._style_grad({n: partial.get(n, 0) + g.detach() for n, g in grams.items()})
+                s_t = sum(((d_gram[n] * g).sum() for n, g in grams.items()), zero)
+                surrogate = alpha * c_t + beta * s_t
+                if surrogate.requires_grad:
+                    surrogate.backward()
+                    grad[..., r[0]:r[1], c[0]:c[1]] += crop.grad
+            content = content + c_t.detach()
+            if self.use_tv:
+                tv = tv + self._tv_core(x, grad, r, c, gamma)
+        total = alpha * content + beta * style + gamma * tv
+        return {"total": total.detach(), "content": content.detach(), "style": style.detach(), "tv": tv}
+
+    @staticmethod
+    def _tv_core(x: torch.Tensor, grad: torch.Tensor, r: Span, c: Span, gamma: float) -> torch.Tensor:
+        """TV of the pairs whose first pixel is in the core (full-image normalizers); adds
+        ``gamma`` times its gradient into ``grad``. Returns the (detached) value."""
+        H, W = x.shape[-2:]
+        re, ce = min(r[3] + 1, H), min(c[3] + 1, W)
+        h, w = r[3] - r[2], c[3] - c[2]
+        with torch.enable_grad():
+            p = x[..., r[2]:re, c[2]:ce].clone().requires_grad_(True)
+            dh = (p[..., 1:, :w] - p[..., :-1, :w]).abs().sum() / (3 * (H - 1) * W)
+            dw = (p[..., :h, 1:] - p[..., :h, :-1]).abs().sum() / (3 * H * (W - 1))
+            tv = 0.5 * (dh + dw)
+            (gamma * tv).backward()
+        grad[..., r[2]:re, c[2]:ce] += p.grad
+        return tv.detach()
