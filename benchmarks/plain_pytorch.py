@@ -196,7 +196,7 @@ def plain_run(cnn, content, style, config, steps, frozen, clock=time.perf_counte
     t0 = clock()
 
     def record(img, loss):
-        trace.append((clock() - t0, float(loss)))
+        trace.append((clock() - t0, loss.item()))
     last = run_style_transfer(cnn, content, style, content.clone(), config, steps, frozen, record)
     k = min(range(len(trace)), key=lambda j: trace[j][1])
     return {"trace": trace, "best": trace[k][1], "best_at": trace[k][0], "evals": len(trace),
