@@ -87,19 +87,11 @@ def bound(ext, x, clock, n=3) -> float:
     return statistics.median(times[1:])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--config", default="default", choices=list(CONFIGS))
-    p.add_argument("--clock", default="wall", choices=list(CLOCKS))
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--variants", nargs="+", default=["before", "gram", "mse", "now", "bf16"])
-    a = p.parse_args()
-    warnings.simplefilter("ignore")
-    if a.threads:
-        torch.set_num_threads(a.threads)
+VARIANTS = ("before", "gram", "mse", "now", "bf16")
+
+
+def levers_kind(a) -> dict:
+    """The measurement (``a``: size, steps, repeats, config, clock, variants); also run.py's 'levers'."""
     clock = CLOCKS[a.clock]
     cl, sl, cw, sw, tvw = CONFIGS[a.config]
     layers = cl + sl
@@ -125,10 +117,28 @@ def main() -> None:
             out[v].append(statistics.median(b - a_ for a_, b in zip(stamps[1:], stamps[2:])))
             out["final_loss"][v] = res.history[-1]["total"]
         out["load"].append(round(os.getloadavg()[0], 2))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--config", default="default", choices=list(CONFIGS))
+    p.add_argument("--clock", default="wall", choices=list(CLOCKS))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    a = p.parse_args()
+    warnings.simplefilter("ignore")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = levers_kind(a)
     b = statistics.median(out["bound"])
     print(f"{a.config} config, {a.size} px, {a.steps} steps x {a.repeats}, {a.clock} clock, "
           f"{out['threads']} threads, load average {out['load']}")
     print(f"  bound (fp32 network pass, median of {len(out['bound'])}): {b:.4f} s")
+    a.variants = list(out["final_loss"])
     for v in a.variants:
         s = statistics.median(out[v])
         print(f"  {v:13s} {s:.4f} s/step  step/bound {s / b:.3f}  final loss {out['final_loss'][v]:.5g}")

@@ -96,6 +96,26 @@ def _plain(res: dict, plain_table: str) -> str:
             f"{plain_table}\n")
 
 
+def _levers(res: dict) -> str:
+    if not res.get("levers"):
+        return "Not measured yet (`python benchmarks/run.py --only levers`).\n"
+    lines = ["`benchmarks/levers.py`, each variant adds one lever to the one before, all interleaved in one "
+             "process: **before** = this round's starting point (autograd through `bmm(F, F^T) / N`, "
+             "`mean((x - t) ** 2)`, out-of-place ReLUs); **gram** = the Gram matrix's own backward "
+             "`(Ḡ + Ḡ^T) F / N` (one bmm); **mse** = fused `mse_loss`; **now** = ReLUs in place where the "
+             "convolution's output is not a tap (nstlib as it is); **bf16** = now under bf16 autocast (its own "
+             "loss, not fp32's). Step / bound: median seconds per step over the fp32 network pass cut at the "
+             "deepest tap (out-of-place ReLUs).", "",
+             "| config | px | clock, threads | " + " | ".join(f"{v} step/bound" for v in ("before", "gram", "mse", "now", "bf16"))
+             + " | load |", "|" + "---|" * 9]
+    for key, r in sorted(res["levers"].items()):
+        b = med(r["bound"])
+        cells = [f"{med(r[v]) / b:.3f}" if r.get(v) else "-" for v in ("before", "gram", "mse", "now", "bf16")]
+        lines.append(f"| {r['config']} | {r['size']} | {r['clock']}, {r['threads']} | " + " | ".join(cells)
+                     + f" | {r['load'][0]}-{r['load'][-1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def _sweep(res: dict) -> str:
     if "sweep" not in res:
         return "Not measured yet (`python benchmarks/run.py --only sweep`).\n"
@@ -213,6 +233,9 @@ itself takes about 0.3 GB).
 ## Plain PyTorch vs nstlib: time to the same loss
 
 {_plain(res, plain_table)}
+## Levers of the step
+
+{_levers(res)}
 ## Sweep: a grid as one batch
 
 {_sweep(res)}

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("steps", "sweep", "multiscale", "options", "plain")
+SECTIONS = ("steps", "sweep", "multiscale", "options", "plain", "levers")
 DEFAULT_STEPS = {128: 30, 256: 15, 512: 8}
 PLAIN_STEPS = {256: 100, 512: 40}  # the plain loop's num_steps (it runs whole .step()s of 20 evaluations)
 
@@ -100,6 +100,8 @@ def main() -> None:
     p.add_argument("--plain-steps", type=int, default=None, help="the plain loop's num_steps (default 100/40 by size)")
     p.add_argument("--plain-args", default="--bf16",
                    help="more measure.py options for 'plain', e.g. '--bf16 --frozen --clock cpu --threads 1'")
+    p.add_argument("--levers-size", type=int, default=256)
+    p.add_argument("--levers-steps", type=int, default=8)
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--no-write", action="store_true", help="print only; keep results.json and the doc")
@@ -135,6 +137,11 @@ def main() -> None:
                 n = a.plain_steps or PLAIN_STEPS.get(size, 40)
                 results["plain"][f"{config}:{size}"] = measure("plain", size, "--config", config, "--steps", str(n),
                                                                "--repeats", "1", *a.plain_args.split())
+    if "levers" in a.only:
+        results.setdefault("levers", {})
+        for config in a.plain_configs:
+            results["levers"][f"{config}:{a.levers_size}"] = measure(
+                "levers", a.levers_size, "--config", config, "--steps", str(a.levers_steps), *rep)
     from report import PLAIN_HEADER, plain_rows, render  # benchmarks/report.py: the document's text
     print(table(PLAIN_HEADER, plain_rows(results)))
     print(table(HEADER, steps_rows(results)))
