@@ -195,12 +195,23 @@ def plain_run(cnn, content, style, config, steps, frozen, clock=time.perf_counte
     trace = []
     t0 = clock()
 
+    best = {}
+
     def record(img, loss):
         trace.append((clock() - t0, loss.item()))
+        if trace[-1][1] <= min(v for _, v in trace):
+            best["image"] = img.detach().clone()
     last = run_style_transfer(cnn, content, style, content.clone(), config, steps, frozen, record)
     k = min(range(len(trace)), key=lambda j: trace[j][1])
     return {"trace": trace, "best": trace[k][1], "best_at": trace[k][0], "evals": len(trace),
-            "last_image": last.detach()}
+            "last_image": last.detach(), "best_image": best["image"]}
+
+
+def difference(a: torch.Tensor, b: torch.Tensor) -> dict:
+    """How far two images in [0, 1] are apart: PSNR (dB), mean and max absolute pixel difference."""
+    mse = float(((a - b) ** 2).mean())
+    return {"psnr_db": 10 * math.log10(1 / mse) if mse > 0 else math.inf,
+            "mean_abs": float((a - b).abs().mean()), "max_abs": float((a - b).abs().max())}
 
 
 def nstlib_run(ext, content, style, config, steps, judge, target, clock=time.perf_counter) -> dict:
@@ -217,7 +228,8 @@ def nstlib_run(ext, content, style, config, steps, judge, target, clock=time.per
                          every=1, callback=cb)
     judged = [(t, judge(img)) for t, img in snaps]
     reach = next((t for t, v in judged if v <= target), None)
-    return {"to_target": reach, "best": min(v for _, v in judged), "steps_run": len(snaps),
+    first = next((img for (t, img), (_, v) in zip(snaps, judged) if v <= target), res.image)
+    return {"to_target": reach, "image_at_target": first, "best": min(v for _, v in judged), "steps_run": len(snaps),
             "steps_to_target": next((i + 1 for i, (_, v) in enumerate(judged) if v <= target), None),
             "returned": judge(res.image)}
 
@@ -240,12 +252,18 @@ def plain_kind(a) -> dict:
            "load": [round(os.getloadavg()[0], 2)], "plain": [], **{k: [] for k in variants}}
     for r in range(a.repeats):  # interleaved; the order flips every repeat
         plain = plain_run(cnn, content, style, a.config, a.steps, a.frozen, clock)
-        last = judge(plain.pop("last_image"))
+        last, plain_best = judge(plain.pop("last_image")), plain.pop("best_image")
         out["plain"].append({**{k: v for k, v in plain.items() if k != "trace"}, "last": last,
                              "last_over_best": last / plain["best"]})
         for name in (variants if r % 2 == 0 else reversed(list(variants))):
             out[name].append(nstlib_run(variants[name], content, style, a.config,
                                         plain["evals"] + a.steps // 2, judge, plain["best"], clock))
+        # the images at the target loss: nstlib fp32 vs the plain loop's best (float rounding alone),
+        # bf16 vs fp32 (what bf16 changes)
+        images = {name: out[name][-1].pop("image_at_target") for name in variants}
+        out["plain"][-1]["fp32_vs_plain"] = difference(images["fp32"], plain_best)
+        if "bf16" in images:
+            out["bf16"][-1]["vs_fp32"] = difference(images["bf16"], images["fp32"])
         out["load"].append(round(os.getloadavg()[0], 2))
     out["threads"] = torch.get_num_threads()
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -56,7 +56,8 @@ def _targets(res: dict) -> list[str]:
 
 
 PLAIN_HEADER = ["config", "px", "plain best loss", "plain s to its best", "plain evals", "plain last / best",
-                "nstlib s to it", "nstlib / plain", "nstlib bf16 s to it", "bf16 / plain", "load"]
+                "nstlib s to it", "nstlib / plain", "nstlib bf16 s to it", "bf16 / plain",
+                "PSNR dB fp32 vs plain / bf16 vs fp32", "load"]
 
 
 def plain_rows(res: dict) -> list[list[str]]:
@@ -72,10 +73,14 @@ def plain_rows(res: dict) -> list[list[str]]:
             if any(n["to_target"] is None for n in runs):
                 return f"not reached (best {med([n['best'] for n in runs]):.4g})", "-"
             return f"{med([n['to_target'] for n in runs]):.1f}", f"{med(r[name + '_ratio']):.2f}"
+
+        def psnr(runs: list, key: str) -> str:
+            vals = [x[key]["psnr_db"] for x in runs if key in x]
+            return f"{med(vals):.1f}" if vals else "-"
         rows.append([r["config"] + (" (frozen)" if r.get("frozen") else ""), str(r["size"]),
                      f"{med([x['best'] for x in p]):.4g}", f"{med([x['best_at'] for x in p]):.1f}",
                      str(p[0]["evals"]), f"{med([x['last_over_best'] for x in p]):.2f}", *cell("fp32"), *cell("bf16"),
-                     f"{r['load'][0]}-{r['load'][-1]}"])
+                     f"{psnr(p, 'fp32_vs_plain')} / {psnr(r.get('bf16', []), 'vs_fp32')}", f"{r['load'][0]}-{r['load'][-1]}"])
     return rows
 
 
@@ -92,7 +97,10 @@ def _plain(res: dict, plain_table: str) -> str:
             f"tutorial's loop). The target is the plain loop's best loss; every image of both sides is judged "
             f"by one fp32 evaluator (the tutorial's model) after the run, off the clock. Seconds are {clock} "
             f"time from the start of each loop (model and targets included). **plain last / best**: the loss of "
-            f"the image the tutorial returns (its last) over its best; nstlib returns its best.\n\n"
+            f"the image the tutorial returns (its last) over its best; nstlib returns its best. **PSNR**: between "
+            f"the first images at the target loss, nstlib fp32 vs the plain loop's best (float rounding alone) "
+            f"and nstlib bf16 vs nstlib fp32; the threshold for 'no visible difference' used here is 35 dB "
+            f"(the mean and max absolute pixel differences are in results.json).\n\n"
             f"{plain_table}\n")
 
 
