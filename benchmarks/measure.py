@@ -165,7 +165,7 @@ def options_kind(a) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options"])
+    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options", "plain", "levers"])
     p.add_argument("size", type=int)
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=10)
@@ -174,9 +174,21 @@ def main() -> None:
     p.add_argument("--coarse", default="100,60", help="steps of the coarse stages, coarsest first")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--fresh", action="store_true", help="sweep: also time nine stylize calls that build their network")
+    p.add_argument("--config", default="default", choices=["default", "tutorial"],
+                   help="plain/levers: the layers and weights (benchmarks/plain_pytorch.py CONFIGS)")
+    p.add_argument("--frozen", action="store_true", help="plain: freeze the baseline's weights (newest tutorial)")
+    p.add_argument("--bf16", action="store_true", help="plain: also time nstlib with bf16 autocast")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="plain/levers: wall or CPU seconds")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     a = p.parse_args()
     warnings.simplefilter("ignore")
-    out = {"steps": steps_kind, "sweep": sweep_kind, "multiscale": multiscale_kind, "options": options_kind}[a.kind](a)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from levers import VARIANTS, levers_kind  # benchmarks/levers.py
+    from plain_pytorch import plain_kind  # benchmarks/plain_pytorch.py
+    a.variants = list(VARIANTS)
+    out = {"steps": steps_kind, "sweep": sweep_kind, "multiscale": multiscale_kind, "options": options_kind,
+           "plain": plain_kind, "levers": levers_kind}[a.kind](a)
     print("RESULT " + json.dumps(out))
 
 

@@ -37,6 +37,12 @@ def _targets(res: dict) -> list[str]:
             out.append(f"| Multi-scale <= 0.5 x the time at {m['size']} px | {ratio:.2f} x "
                        f"({m['multi_seconds_to_target']:.0f} s vs {m['single_seconds']:.0f} s) | "
                        f"{'met' if ratio <= 0.5 else 'not met'} |")
+    ratios = [(k, med(r["fp32_ratio"])) for k, r in sorted(res.get("plain", {}).items()) if r.get("fp32_ratio")]
+    if ratios:
+        worst = max(x for _, x in ratios)
+        out.append(f"| Time to the same loss <= 0.5 x plain PyTorch | "
+                   f"{', '.join(f'{k.replace(chr(58), chr(32))} px {x:.2f}' for k, x in ratios)} | "
+                   f"{'met' if worst <= 0.5 else 'not met'} (worst {worst:.2f}) |")
     big = steps.get("cpu:512")
     if big:
         out.append(f"| Peak RSS at 512 px on CPU <= 2.5 GB | {big['peak_rss_mb'] / 1024:.2f} GB | "
@@ -47,6 +53,75 @@ def _targets(res: dict) -> list[str]:
                    f"unfinished run; + at most 0.59 GiB of L-BFGS history = {(part + 600) / 1024:.1f} GiB "
                    "expected | not confirmed |")
     return out
+
+
+PLAIN_HEADER = ["config", "px", "plain best loss", "plain s to its best", "plain evals", "plain last / best",
+                "nstlib s to it", "nstlib / plain", "nstlib bf16 s to it", "bf16 / plain",
+                "PSNR dB fp32 vs plain / bf16 vs fp32", "load"]
+
+
+def plain_rows(res: dict) -> list[list[str]]:
+    """One row per configuration and size: medians over the repeats (benchmarks/plain_pytorch.py)."""
+    rows = []
+    for key, r in sorted(res.get("plain", {}).items(), key=lambda kv: (kv[0].split(":")[0], int(kv[0].split(":")[1]))):
+        p = r["plain"]
+
+        def cell(name: str) -> tuple[str, str]:
+            runs = r.get(name, [])
+            if not runs:
+                return "-", "-"
+            if any(n["to_target"] is None for n in runs):
+                return f"not reached (best {med([n['best'] for n in runs]):.4g})", "-"
+            return f"{med([n['to_target'] for n in runs]):.1f}", f"{med(r[name + '_ratio']):.2f}"
+
+        def psnr(runs: list, key: str) -> str:
+            vals = [x[key]["psnr_db"] for x in runs if key in x]
+            return f"{med(vals):.1f}" if vals else "-"
+        rows.append([r["config"] + (" (frozen)" if r.get("frozen") else ""), str(r["size"]),
+                     f"{med([x['best'] for x in p]):.4g}", f"{med([x['best_at'] for x in p]):.1f}",
+                     str(p[0]["evals"]), f"{med([x['last_over_best'] for x in p]):.2f}", *cell("fp32"), *cell("bf16"),
+                     f"{psnr(p, 'fp32_vs_plain')} / {psnr(r.get('bf16', []), 'vs_fp32')}", f"{r['load'][0]}-{r['load'][-1]}"])
+    return rows
+
+
+def _plain(res: dict, plain_table: str) -> str:
+    if not res.get("plain"):
+        return "Not measured yet (`python benchmarks/run.py --only plain`).\n"
+    clock = next(iter(res["plain"].values())).get("clock", "wall")
+    return (f"`benchmarks/plain_pytorch.py`: the official PyTorch tutorial's code (torchvision VGG19, weights "
+            f"left trainable, loss modules after the tapped layers, `torch.optim.LBFGS` with its defaults, "
+            f"clamping in the closure, the last image returned) against `nstlib.stylize`, in one process, "
+            f"the same weights and images (the style squashed to the content's size, as the tutorial needs). "
+            f"Configurations: **tutorial** = VGG19 cut after conv3_1, content conv2_2, style conv1_1...conv3_1, "
+            f"beta 1e6, no TV; **default** = nstlib's relu4_2 / relu1_1...relu5_1, 1 : 1e4 : 44 (TV added to the "
+            f"tutorial's loop). The target is the plain loop's best loss; every image of both sides is judged "
+            f"by one fp32 evaluator (the tutorial's model) after the run, off the clock. Seconds are {clock} "
+            f"time from the start of each loop (model and targets included). **plain last / best**: the loss of "
+            f"the image the tutorial returns (its last) over its best; nstlib returns its best. **PSNR**: between "
+            f"the first images at the target loss, nstlib fp32 vs the plain loop's best (float rounding alone) "
+            f"and nstlib bf16 vs nstlib fp32; the threshold for 'no visible difference' used here is 35 dB "
+            f"(the mean and max absolute pixel differences are in results.json).\n\n"
+            f"{plain_table}\n")
+
+
+def _levers(res: dict) -> str:
+    if not res.get("levers"):
+        return "Not measured yet (`python benchmarks/run.py --only levers`).\n"
+    lines = ["`benchmarks/levers.py`, each variant adds one lever to the one before, all interleaved in one "
+             "process: **before** = this round's starting point (autograd through `bmm(F, F^T) / N`, "
+             "`mean((x - t) ** 2)`, out-of-place ReLUs); **gram** = the Gram matrix's own backward "
+             "`(Ḡ + Ḡ^T) F / N` (one bmm); **mse** = fused `mse_loss`; **now** = ReLUs in place where the "
+             "convolution's output is not a tap (nstlib as it is); **bf16** = now under bf16 autocast (its own "
+             "loss, not fp32's). Step / bound: median seconds per step over the fp32 network pass cut at the "
+             "deepest tap (out-of-place ReLUs).", "",
+             "| config | px | clock, threads | " + " | ".join(f"{v} step/bound" for v in ("before", "gram", "mse", "now", "bf16"))
+             + " | load |", "|" + "---|" * 9]
+    for key, r in sorted(res["levers"].items()):
+        b = med(r["bound"])
+        cells = [f"{med(r[v]) / b:.3f}" if r.get(v) else "-" for v in ("before", "gram", "mse", "now", "bf16")]
+        lines.append(f"| {r['config']} | {r['size']} | {r['clock']}, {r['threads']} | " + " | ".join(cells)
+                     + f" | {r['load'][0]}-{r['load'][-1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def _sweep(res: dict) -> str:
@@ -130,7 +205,7 @@ def _load(res: dict) -> str:
             f"{cores} cores, which is the benchmark itself.")
 
 
-def render(res: dict, steps_table: str) -> str:
+def render(res: dict, steps_table: str, plain_table: str = "") -> str:
     m = res["machine"]
     steps = res.get("steps", {})
     stamps = "; ".join(f"{k}: {_stamp(r)}" for k, r in steps.items())
@@ -163,6 +238,12 @@ itself takes about 0.3 GB).
 
 {stamps}
 
+## Plain PyTorch vs nstlib: time to the same loss
+
+{_plain(res, plain_table)}
+## Levers of the step
+
+{_levers(res)}
 ## Sweep: a grid as one batch
 
 {_sweep(res)}

@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("steps", "sweep", "multiscale", "options")
+SECTIONS = ("steps", "sweep", "multiscale", "options", "plain", "levers")
 DEFAULT_STEPS = {128: 30, 256: 15, 512: 8}
+PLAIN_STEPS = {256: 100, 512: 40}  # the plain loop's num_steps (it runs whole .step()s of 20 evaluations)
 
 
 def machine() -> dict:
@@ -94,6 +95,13 @@ def main() -> None:
     p.add_argument("--ms-steps", type=int, default=40, help="single-scale steps whose final loss is the target")
     p.add_argument("--ms-coarse", default="120,80,15", help="steps of the coarse stages, coarsest first")
     p.add_argument("--options-size", type=int, default=128)
+    p.add_argument("--plain-sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--plain-configs", nargs="+", default=["tutorial", "default"], choices=["tutorial", "default"])
+    p.add_argument("--plain-steps", type=int, default=None, help="the plain loop's num_steps (default 100/40 by size)")
+    p.add_argument("--plain-args", default="--bf16",
+                   help="more measure.py options for 'plain', e.g. '--bf16 --frozen --clock cpu --threads 1'")
+    p.add_argument("--levers-size", type=int, default=256)
+    p.add_argument("--levers-steps", type=int, default=8)
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--no-write", action="store_true", help="print only; keep results.json and the doc")
@@ -122,9 +130,22 @@ def main() -> None:
         results["multiscale"] = measure("multiscale", a.ms_size, "--steps", str(a.ms_steps), "--coarse", a.ms_coarse)
     if "options" in a.only:
         results["options"] = measure("options", a.options_size, "--steps", "8", "--compile", *rep)
-    from report import render  # benchmarks/report.py: the document's text
+    if "plain" in a.only:
+        results.setdefault("plain", {})
+        for config in a.plain_configs:
+            for size in a.plain_sizes:
+                n = a.plain_steps or PLAIN_STEPS.get(size, 40)
+                results["plain"][f"{config}:{size}"] = measure("plain", size, "--config", config, "--steps", str(n),
+                                                               "--repeats", "1", *a.plain_args.split())
+    if "levers" in a.only:
+        results.setdefault("levers", {})
+        for config in a.plain_configs:
+            results["levers"][f"{config}:{a.levers_size}"] = measure(
+                "levers", a.levers_size, "--config", config, "--steps", str(a.levers_steps), *rep)
+    from report import PLAIN_HEADER, plain_rows, render  # benchmarks/report.py: the document's text
+    print(table(PLAIN_HEADER, plain_rows(results)))
     print(table(HEADER, steps_rows(results)))
-    text = render(results, table(HEADER, steps_rows(results)))
+    text = render(results, table(HEADER, steps_rows(results)), table(PLAIN_HEADER, plain_rows(results)))
     print(text.split("## Steps")[0])
     if not a.no_write:
         a.results.write_text(json.dumps(results, indent=1) + "\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 
 __all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "REDUCTIONS"]
 
@@ -24,12 +25,58 @@ def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(map(repr, REDUCTIONS))}")
 
 
+def _mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Mean squared error of ``x`` against ``target`` (broadcast over the batch): one fused
+    ``mse_loss`` kernel forward and one backward, no squared-difference temporaries."""
+    target = target.expand_as(x)
+    if reduction == "mean":
+        return F.mse_loss(x, target)
+    return _reduce(F.mse_loss(x, target, reduction="none"), reduction)
+
+
+def _gram_operand(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``features`` [B, C, H, W] as a matrix without a copy where possible: [B, H*W, C] (an NHWC
+    view, ``True``) for channels-last features, else [B, C, H*W] (``False``)."""
+    b, c, h, w = features.shape
+    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(b, h * w, c), True
+    return features.reshape(b, c, h * w), False
+
+
+class _Gram(torch.autograd.Function):
+    r"""G = F F^T / N with the symmetric backward dL/dF = (Ḡ + Ḡ^T) F / N: one ``bmm`` (autograd
+    of ``bmm(F, F^T)`` takes two and adds their results), the 1/N applied to the small C x C
+    matrix, and the gradient returned in the features' own memory layout. The backward is made of
+    differentiable operations, so a second derivative works too."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, c, h, w = features.shape
+        f, nhwc = _gram_operand(features)
+        ctx.save_for_backward(features)
+        g = torch.bmm(f.transpose(1, 2), f) if nhwc else torch.bmm(f, f.transpose(1, 2))
+        return g.div_(c * h * w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (features,) = ctx.saved_tensors
+        b, c, h, w = features.shape
+        f, nhwc = _gram_operand(features)
+        sym = (grad + grad.transpose(1, 2)) / (c * h * w)  # [B, C, C]
+        if nhwc:  # [B, H*W, C] @ [B, C, C] = (sym F)^T laid out as NHWC: the features' layout
+            return torch.bmm(f, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+        return torch.bmm(sym, f).view(b, c, h, w)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     r"""Channel correlations of a feature map.
 
     .. math:: G_{ij} = \frac{1}{C H W} \sum_k F_{ik} F_{jk}
 
-    with :math:`F` the features reshaped to [C, H*W].
+    with :math:`F` the features reshaped to [C, H*W]. Its gradient is computed in one matrix
+    product, :math:`\partial L / \partial F = (\bar G + \bar G^T) F / (C H W)` with
+    :math:`\bar G = \partial L / \partial G`; channels-last features are read as an NHWC view,
+    without a copy.
 
     Args:
         features: [B, C, H, W].
@@ -39,12 +86,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """
     if features.dim() != 4:
         raise ValueError(f"gram_matrix expects features of shape [B, C, H, W], got {tuple(features.shape)}")
-    b, c, h, w = features.shape
-    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
-        f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: no copy for NHWC features
-        return torch.bmm(f.transpose(1, 2), f) / (c * h * w)
-    f = features.reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    return _Gram.apply(features)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
@@ -62,7 +104,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor, *, reduction: str
     if features.shape[1:] != target.shape[1:] or target.shape[0] not in (1, features.shape[0]):
         raise ValueError(f"content_loss: features {tuple(features.shape)} and target "
                          f"{tuple(target.shape)} differ; make the image the content's size")
-    return _reduce((features - target) ** 2, reduction)
+    return _mse(features, target, reduction)
 
 
 def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
@@ -86,7 +128,7 @@ def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, 
     for name, target in target_grams.items():
         if name not in features:
             raise KeyError(f"style_loss: no features for layer {name!r}; extract it too")
-        term = weights.get(name, 1.0) * _reduce((gram_matrix(features[name]) - target) ** 2, reduction)
+        term = weights.get(name, 1.0) * _mse(gram_matrix(features[name]), target, reduction)
         total = term if total is None else total + term
     if total is None:
         raise ValueError("style_loss: target_grams is empty; give at least one style layer")

@@ -224,7 +224,11 @@ class VGGFeatures(nn.Module):
         out: dict[str, torch.Tensor] = {}
         with autocast(x.device, self.amp_dtype):
             for name, module in self.body.named_children():
-                x = module(x)
+                # a ReLU overwrites the convolution's output unless that is a tap: one feature map
+                # less to allocate and write (its backward needs only its output; a frozen
+                # convolution's backward never reads its own output)
+                inplace = isinstance(module, nn.ReLU) and "conv" + name[4:] not in want
+                x = torch.relu_(x) if inplace else module(x)
                 if name in want:
                     out[name] = x
                     if len(out) == len(want):

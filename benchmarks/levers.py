@@ -1,0 +1,149 @@
+"""The speed levers of issue 18, each measured against the step before it, interleaved in one process.
+
+    python benchmarks/levers.py --size 256 --steps 12 --repeats 3 --config default
+    python benchmarks/levers.py --size 128 --config tutorial --threads 1 --clock cpu
+
+Variants (each one a step of the objective with the optimizer, as ``stylize`` runs it):
+
+* ``before``: the Gram matrix and the losses as they were (autograd through ``bmm(F, F^T) / N``,
+  ``mean((x - t) ** 2)``), patched back into ``nstlib.losses`` for the run;
+* ``gram``: the Gram matrix's own symmetric backward (``nstlib.losses._Gram``), losses as before;
+* ``mse``: that plus the fused ``mse_loss`` of the content and style terms;
+* ``now``: that plus the ReLUs whose input is not a tap run in place (``VGGFeatures.forward``):
+  nstlib as it is (``before``, ``gram`` and ``mse`` run their ReLUs out of place);
+* ``bf16``: ``now`` under bf16 autocast (``precision="bf16"``; its loss is not the fp32 one: see
+  ``run.py --only plain`` for the time to an fp32-judged loss).
+
+Prints per variant the median seconds per step, the step over the bound (one forward + backward
+of the fp32 network cut at the deepest tap with out-of-place ReLUs, as before this round, measured
+between the variants' runs) and the
+load average.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import time
+import warnings
+
+import torch
+
+import nstlib
+import nstlib.losses as L
+from plain_pytorch import CONFIGS
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def old_gram(features: torch.Tensor) -> torch.Tensor:
+    """The Gram matrix before this round (autograd does its backward: two bmm and an add)."""
+    b, c, h, w = features.shape
+    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return torch.bmm(f.transpose(1, 2), f) / (c * h * w)
+    f = features.reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def old_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
+    return L._reduce((x - target) ** 2, reduction)
+
+
+@contextlib.contextmanager
+def patched(gram=None, mse=None):
+    saved = L.gram_matrix, L._mse
+    L.gram_matrix, L._mse = gram or saved[0], mse or saved[1]
+    try:
+        yield
+    finally:
+        L.gram_matrix, L._mse = saved
+
+
+class OutOfPlaceReLU(torch.nn.Module):
+    """Not an ``nn.ReLU``, so ``VGGFeatures.forward`` does not run it in place (as before this round)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)
+
+
+def relu_out_of_place(ext: nstlib.VGGFeatures) -> nstlib.VGGFeatures:
+    for name in list(ext.body._modules):
+        if name.startswith("relu"):
+            ext.body._modules[name] = OutOfPlaceReLU()
+    return ext
+
+
+def bound(ext, x, clock, n=3) -> float:
+    deepest = ext.layers_in_body[-1]
+    times = []
+    for _ in range(n + 1):
+        t = clock()
+        ext(x, [deepest])[deepest].sum().backward()
+        times.append(clock() - t)
+        x.grad = None
+    return statistics.median(times[1:])
+
+
+VARIANTS = ("before", "gram", "mse", "now", "bf16")
+
+
+def levers_kind(a) -> dict:
+    """The measurement (``a``: size, steps, repeats, config, clock, variants); also run.py's 'levers'."""
+    clock = CLOCKS[a.clock]
+    cl, sl, cw, sw, tvw = CONFIGS[a.config]
+    layers = cl + sl
+    content = nstlib.load_image("astronaut", size=a.size, device="cpu")
+    style = nstlib.load_image("starry_night", size=a.size, device="cpu")
+    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu"))
+    exts = {"before": plain, "gram": plain, "mse": plain,
+            "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu"),
+            "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu", precision="bf16")}
+    patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse)}  # the rest: as nstlib is
+    x = torch.rand(1, 3, *content.shape[-2:], requires_grad=True)
+    out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock,
+           "threads": torch.get_num_threads(), "load": [round(os.getloadavg()[0], 2)], "bound": [],
+           **{v: [] for v in a.variants}, "final_loss": {}}
+    for r in range(a.repeats):
+        for v in (a.variants if r % 2 == 0 else a.variants[::-1]):  # interleaved, the order flipped
+            out["bound"].append(bound(plain, x, clock))
+            stamps = []
+            with patched(**patches.get(v, {})):
+                res = nstlib.stylize(content, style, extractor=exts[v], size=a.size, content_layers=cl,
+                                     style_layers=sl, content_weight=cw, style_weight=sw, tv_weight=tvw,
+                                     steps=a.steps, every=1, callback=lambda *_: stamps.append(clock()))
+            out[v].append(statistics.median(b - a_ for a_, b in zip(stamps[1:], stamps[2:])))
+            out["final_loss"][v] = res.history[-1]["total"]
+        out["load"].append(round(os.getloadavg()[0], 2))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--config", default="default", choices=list(CONFIGS))
+    p.add_argument("--clock", default="wall", choices=list(CLOCKS))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    a = p.parse_args()
+    warnings.simplefilter("ignore")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = levers_kind(a)
+    b = statistics.median(out["bound"])
+    print(f"{a.config} config, {a.size} px, {a.steps} steps x {a.repeats}, {a.clock} clock, "
+          f"{out['threads']} threads, load average {out['load']}")
+    print(f"  bound (fp32 network pass, median of {len(out['bound'])}): {b:.4f} s")
+    a.variants = list(out["final_loss"])
+    for v in a.variants:
+        s = statistics.median(out[v])
+        print(f"  {v:13s} {s:.4f} s/step  step/bound {s / b:.3f}  final loss {out['final_loss'][v]:.5g}")
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
