@@ -135,5 +135,10 @@ def test_each_prediction_question_has_one_right_letter(question, capsys):
     assert nstlib.checks.check_prediction(question, answer.lower()) is True
     assert all(nstlib.checks.check_prediction(question, x) is False for x in letters if x != answer)
     assert nstlib.checks.check_prediction(question, "Z") is False
+    assert nstlib.checks.check_prediction(question, lambda: answer) is True
+    def unanswered():
+        raise NotImplementedError
+    assert nstlib.checks.check_prediction(question, unanswered) is False
+    assert "not implemented yet" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown question"):
         nstlib.checks.check_prediction("no_such_question", "A")

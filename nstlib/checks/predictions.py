@@ -5,7 +5,7 @@ explanation either way (the explanation is the point: a right guess for a wrong 
 """
 from __future__ import annotations
 
-from ._base import report
+from ._base import run_check
 
 __all__ = ["check_prediction", "QUESTIONS"]
 
@@ -58,14 +58,22 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
 
 
 def check_prediction(question: str, prediction: object) -> bool:
-    """Say whether ``prediction`` (a letter such as ``"B"``) answers ``question``; explain either way."""
+    """Say whether ``prediction`` answers ``question``; explain why either way.
+
+    ``prediction`` is a letter such as ``"B"``, or a function returning one (the notebooks' form: its
+    body is the student's answer, so an unanswered question reports "not implemented yet").
+    """
     if question not in QUESTIONS:
         raise ValueError(f"unknown question {question!r}; choose one of {', '.join(map(repr, QUESTIONS))}")
     letters, answer, why = QUESTIONS[question]
-    name = f"prediction {question}"
-    if not isinstance(prediction, str) or prediction.strip().upper() not in letters:
-        return report(name, False, f"answer with one letter of {', '.join(letters)}, e.g. prediction = \"{letters[0]}\"",
-                      f"got {prediction!r}")
-    if prediction.strip().upper() == answer:
-        return report(name, True, detail=f"right, {answer}. {why}")
-    return report(name, False, why, f"the answer is {answer}, not {prediction.strip().upper()}")
+
+    def body() -> tuple[bool, str]:
+        got = prediction() if callable(prediction) else prediction
+        if not isinstance(got, str) or got.strip().upper() not in letters:
+            return False, f"answer with one letter of {', '.join(letters)}, got {got!r:.40}"
+        got = got.strip().upper()
+        if got == answer:
+            return True, f"right, {answer}. {why}"
+        return False, f"the answer is {answer}, not {got}. {why}"
+    return run_check(f"prediction {question}", f"give one letter of {', '.join(letters)}, e.g. return \"{letters[0]}\", "
+                     "before you run the cells that answer the question", body)
