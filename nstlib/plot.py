@@ -84,17 +84,24 @@ def plot_history(results: Mapping[str, Any] | Any, x: str = "step", keys: Sequen
     return ax
 
 
-def notice(extractor: Any) -> bool:
-    """Display a loud banner in a notebook (or print one) if ``extractor`` has random weights.
+def notice(*extractors: Any) -> bool:
+    """Display a loud banner in a notebook (or print one) if any of ``extractors`` has random weights.
+
+    Says it once: each random-weights extractor is marked ``announced``, and the runs that use it
+    (:func:`nstlib.stylize`, :func:`nstlib.sweep`) then skip their ``RandomWeightsWarning``.
 
     Returns:
-        True if the banner was shown (the weights are random).
+        True if the banner was shown (some weights are random).
     """
-    if getattr(extractor, "pretrained", True):
+    random = [e for e in extractors if not getattr(e, "pretrained", True)]
+    if not random:
         return False
+    sources = ", ".join(dict.fromkeys(str(e.weights_source) for e in random))
     text = ("RANDOM WEIGHTS - the pretrained VGG weights are not available here "
-            f"({extractor.weights_source}). Every image below shows the algorithm running on an "
+            f"({sources}). Every image below shows the algorithm running on an "
             "untrained network: it is NOT a style-transfer result. See README, 'Offline use'.")
+    for e in random:
+        e.announced = True
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display

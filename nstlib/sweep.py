@@ -1,4 +1,12 @@
-r"""A grid of loss weights optimized as one batch (the paper's Figure 3, one run).
+r"""A grid of loss weights optimized as one batch (one run for a whole row or grid of ratios).
+
+The alpha/beta grid, with one call per content layer, is the analogue of Figures 4 and 5 of the CVPR
+2016 paper (Gatys, Ecker & Bethge): ratios against the content layer. It is *not* the arXiv paper's
+Figure 3, whose rows are growing sets of *style* layers with the content layer fixed; call ``sweep``
+once per style-layer set for that one (notebook 05 does both). The ratios that work here are not the
+paper's 1e-3 .. 1e-4: nstlib's losses are means over Gram matrices divided by C*H*W, of a network fed
+[0, 1] images with mean/std normalization, where the paper sums over raw Gram matrices of a rescaled
+Caffe VGG fed 0-255 pixels (notebook 05, "Conventions and loss scale").
 
 Every image of the grid gets its own :math:`\alpha_b, \beta_b`; the batch minimizes the *sum* of
 the per-image objectives (:class:`nstlib.objective.Objective` with weight vectors). The sum is

@@ -148,6 +148,9 @@ class VGGFeatures(nn.Module):
         channels_last: store activations channels-last (NHWC); ``None``: on for the CPU, where it
             is faster, and for reduced precision on CUDA.
 
+    Attribute ``announced`` (False at first) is set by :func:`nstlib.notice` when it has shown the
+    random-weights banner for this extractor; runs that use it then do not repeat the warning.
+
     Input: [B, 3, H, W] in [0, 1]; ImageNet mean/std normalization happens inside.
     Output: ``{name: Tensor[B, C_l, H_l, W_l]}`` for the requested layers.
     """
@@ -164,6 +167,7 @@ class VGGFeatures(nn.Module):
         self.layers: list[str] = check_layers(layers, arch)
         state, self.weights_source = resolve_state_dict(arch, weights)
         self.pretrained: bool = state is not None
+        self.announced: bool = False  # set by nstlib.notice once the banner has said "random weights"
         depth = max(self.layer_names.index(n) for n in self.layers) + 1
         # only the layers up to the deepest tap are built (and calibrated, for random weights)
         mods = OrderedDict(list(_build(arch, pooling).items())[:depth])
@@ -246,8 +250,10 @@ class VGGFeatures(nn.Module):
 def warn_if_random(ext: VGGFeatures, stacklevel: int = 3) -> None:
     """Warn (once per call site) that results from a random-weights extractor are not meaningful.
 
+    Quiet for an extractor whose banner :func:`nstlib.notice` has shown (``ext.announced``): the
+    reader has been told once, and a notebook's cells keep to what they teach.
     ``stacklevel`` 3 points at the caller of the function calling this one (add one per decorator)."""
-    if not ext.pretrained:
+    if not ext.pretrained and not getattr(ext, "announced", False):
         warnings.warn(f"the VGG network has {ext.weights_source} weights: this image shows the "
                       "algorithm running, not a real style transfer", RandomWeightsWarning,
                       stacklevel=stacklevel)

@@ -11,6 +11,10 @@ from ._base import report, run_check
 from .optimization import check_gradient_norms, check_adam_loop
 from .representation import check_receptive_field, check_content_loss, check_gram_matrix
 from .transfer import check_masked_gram, check_total_loss
+from .predictions import check_prediction
+from .distribution import check_mean_std_loss
+from .conventions import check_paper_to_nstlib
 
 __all__ = ["report", "run_check", "check_receptive_field", "check_content_loss", "check_gram_matrix",
-           "check_gradient_norms", "check_adam_loop", "check_masked_gram", "check_total_loss"]
+           "check_gradient_norms", "check_adam_loop", "check_masked_gram", "check_total_loss",
+           "check_prediction", "check_mean_std_loss", "check_paper_to_nstlib"]
