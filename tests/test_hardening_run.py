@@ -187,7 +187,7 @@ def test_out_of_memory_estimate_scales_with_free_memory():
 def test_cli_reports_out_of_memory_without_a_traceback(monkeypatch, tmp_path, capsys):
     def oom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory")
-    monkeypatch.setattr(nstlib.transfer, "Objective", oom)
+    monkeypatch.setattr(nstlib.stage, "Objective", oom)
     code = cli.main([str(_photo(tmp_path / "c.png")), str(_photo(tmp_path / "s.png")), "--size", "64",
                      "--steps", "2", "--weights", "random", "--device", "cpu", "--quiet"])
     err = capsys.readouterr().err
