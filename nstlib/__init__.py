@@ -14,8 +14,8 @@ from .config import QUICK, default_device, default_size, offline, pick
 from .engine import Result, optimize
 from .errors import (ImageError, LayerError, NSTError, OutOfMemoryError, WeightsError,
                      WeightsUnavailableError)
-from .examples import example, examples
-from .image import load_image, resize, save_image, to_pil
+from .examples import examples
+from .image import example, load_image, resize, save_image, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .masks import masked_gram_matrix
 from .plot import notice, plot_history, show

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import torch
 
+from .errors import check_choice
+
 __all__ = ["QUICK", "offline", "pick", "default_device", "default_size", "resolve_device"]
 
 T = TypeVar("T")
@@ -64,7 +66,7 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-DEVICES = ("cpu", "cuda", "cuda:N", "mps", "None (the best available)")
+DEVICES = ("cpu", "cuda", "cuda:N", "mps")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -78,7 +80,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = device if isinstance(device, torch.device) else torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}") from None
+        check_choice("device", device, DEVICES, " or None (the best available)")  # raises: not a device
+        raise ValueError(f"device {device!r}: write a GPU's number, e.g. 'cuda:0'") from None
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
         have = torch.cuda.device_count() if torch.cuda.is_available() else 0
         raise ValueError(f"device={device!r}, but this machine has {have} CUDA GPU(s); use device='cpu' "

@@ -182,7 +182,7 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
                 stopped = _call(callback, step, snap, values)
                 if stopped != "done":
                     break
-            opt.step(lambda: losses["total"])  # 5. the update (x.grad holds the gradient)
+            opt.step(lambda: losses["total"])  # noqa: B023 (called at once)  5. the update, from x.grad
             if schedule is not None:
                 schedule.step()
     except KeyboardInterrupt:
@@ -250,7 +250,8 @@ def _fetch(losses: dict, x: torch.Tensor) -> tuple[dict, list, bool]:
     the sums avoid image-sized temporaries)."""
     keys = [k for k, v in losses.items() if v.dim() == 0]
     parts = [losses[k].detach().float().reshape(1) for k in keys]
-    parts += [x.detach().sum().reshape(1), x.grad.sum().reshape(1)]
+    grad = x.grad if x.grad is not None else torch.zeros_like(x)
+    parts += [x.detach().sum().reshape(1), grad.sum().reshape(1)]
     if "per_image" in losses:
         parts.append(losses["per_image"].detach().float().reshape(-1))
     flat = torch.cat(parts).tolist()

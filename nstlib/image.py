@@ -22,7 +22,7 @@ from .config import resolve_device
 from .errors import ImageError
 from .pixels import from_array, from_tensor, pil_to_array
 
-__all__ = ["load_image", "save_image", "to_pil", "free_path", "check_size", "ImageSource", "Size"]
+__all__ = ["load_image", "example", "save_image", "to_pil", "free_path", "check_size", "ImageSource", "Size"]
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 Size = Union[int, tuple[int, int], None]
@@ -261,3 +261,14 @@ def save_image(img: torch.Tensor, path: str | Path, overwrite: bool = False) -> 
     except OSError as e:
         raise ImageError(f"could not write {str(path)!r} ({e}); check the folder is writable") from None
     return path
+
+
+def example(name: str, size: int | tuple[int, int] | None = None,
+            device: str | torch.device | None = None) -> torch.Tensor:
+    """Load bundled image ``name`` as [1, 3, H, W] in [0, 1], e.g. ``example("starry_night", 256)``."""
+    from .examples import example_path, suggest
+    path = example_path(name)
+    if path is None:
+        raise ImageError(f"there is no bundled image {name!r}; try {suggest(name)} "
+                         "(nstlib.examples() lists them all)")
+    return load_image(path, size=size, device=device)

@@ -9,6 +9,8 @@ from typing import Mapping
 
 import torch
 
+from .errors import check_choice
+
 __all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "REDUCTIONS"]
 
 #: ``"mean"``: one scalar for the whole batch (the mean over every element); ``"none"``: one value
@@ -17,11 +19,8 @@ REDUCTIONS = ("mean", "none")
 
 
 def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return err.mean()
-    if reduction == "none":
-        return err.flatten(1).mean(dim=1)
-    raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(map(repr, REDUCTIONS))}")
+    check_choice("reduction", reduction, REDUCTIONS)
+    return err.mean() if reduction == "mean" else err.flatten(1).mean(dim=1)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ r"""The objective of style transfer, with its targets computed once.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import torch
 
@@ -15,6 +15,9 @@ from .styles import as_list, target_grams
 from .vgg import VGGFeatures
 
 __all__ = ["Objective"]
+
+#: A loss weight: one number, or one per image of a batch (:func:`nstlib.sweep`).
+Weight = Union[float, Sequence[float]]
 
 
 def _weight(w: float | Sequence[float] | torch.Tensor, device: torch.device) -> float | torch.Tensor:
@@ -43,14 +46,17 @@ class Objective:
     ``"per_image"`` the [B] totals, and content/style/tv the sums of the per-image terms.
     """
 
-    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None, style: torch.Tensor | None,
+    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None,
+                 style: torch.Tensor | Sequence[torch.Tensor] | None,
                  content_layers: Sequence[str], style_layers: Sequence[str],
-                 content_weight: float, style_weight: float, tv_weight: float,
+                 content_weight: Weight, style_weight: Weight, tv_weight: Weight,
                  style_layer_weights: Mapping[str, float] | None = None, *,
                  style_blend: Sequence[float] | None = None, mask: torch.Tensor | None = None,
-                 style_outside: torch.Tensor | None = None) -> None:
+                 style_outside: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
         self.ext = extractor
-        self._images = dict(content=content, styles=as_list(style), outside=as_list(style_outside))
+        self._content = content
+        self._styles: list[torch.Tensor] = as_list(style)
+        self._outside: list[torch.Tensor] = as_list(style_outside)
         self._layers = (list(content_layers), list(style_layers))
         self._blend = style_blend
         self.mask = mask
@@ -61,15 +67,15 @@ class Objective:
         if self.per_image and mask is not None:
             raise ValueError("per-image weights do not support a mask; run masked transfers one at a time")
 
-    def set_weights(self, content_weight: float | None = None, style_weight: float | None = None,
-                    tv_weight: float | None = None, style_layer_weights: Mapping[str, float] | None = None
+    def set_weights(self, content_weight: Weight | None = None, style_weight: Weight | None = None,
+                    tv_weight: Weight | None = None, style_layer_weights: Mapping[str, float] | None = None
                     ) -> None:
         """Change alpha, beta, gamma and/or the per-layer style weights (None keeps a value).
 
         Cheap: the targets stay; those of a term whose weight was 0 until now are computed once.
         """
         old = getattr(self, "given", (None, None, None, None))
-        given = tuple(o if n is None else n for n, o in zip(
+        given: tuple[Any, ...] = tuple(o if n is None else n for n, o in zip(
             (content_weight, style_weight, tv_weight, style_layer_weights), old))
         self.given = given
         self.weights = tuple(_weight(w, self.ext.device) for w in given[:3])
@@ -77,7 +83,7 @@ class Objective:
         self.per_image = any(isinstance(w, torch.Tensor) for w in self.weights)
         used = [bool(torch.as_tensor(w).ne(0).any()) for w in self.weights]
         self.use_tv = used[2]
-        content, styles = self._images["content"], self._images["styles"]
+        content, styles = self._content, self._styles
         self.content_layers = self._layers[0] if content is not None and used[0] else []
         self.style_layers = self._layers[1] if styles and used[1] else []
         with torch.no_grad():
@@ -85,8 +91,8 @@ class Objective:
                 self.content_targets = self.ext(content, self.content_layers)
             if self.style_layers and not self.style_grams:
                 self.style_grams = target_grams(self.ext, styles, self.style_layers, self._blend)
-                if self._images["outside"]:
-                    self.outside_grams = target_grams(self.ext, self._images["outside"], self.style_layers)
+                if self._outside:
+                    self.outside_grams = target_grams(self.ext, self._outside, self.style_layers)
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
 
     @property
@@ -104,7 +110,7 @@ class Objective:
         s = zero
         if self.style_layers and self.mask is None:
             s = style_loss(feats, self.style_grams, self.style_layer_weights, reduction=red)
-        elif self.style_layers:
+        elif self.style_layers and self.mask is not None:
             s = masked_style_loss(feats, self.style_grams, self.mask, self.style_layer_weights)
             if self.outside_grams:
                 s = s + masked_style_loss(feats, self.outside_grams, 1 - self.mask, self.style_layer_weights)

@@ -101,7 +101,7 @@ def scale_sides(scales: int | Sequence[int], size: int) -> list[int]:
     if isinstance(scales, numbers.Integral):
         n = check_count("scales", scales)
         return [max(1, round(size / 2 ** k)) for k in range(n - 1, -1, -1)]
-    sides = [check_count("scales entry", s) for s in scales]
+    sides = [check_count("scales entry", s) for s in scales]  # type: ignore[union-attr]
     if not sides or any(a >= b for a, b in zip(sides, sides[1:])):
         raise ValueError(f"scales must be ascending image sides such as [128, 256, 512], got {scales!r}")
     if sides[-1] != size:
@@ -213,7 +213,8 @@ class Transfer:
         check_layers(self.content_layers + self.style_layers, self.arch)
         if self.style_layer_weights is not None:
             if not isinstance(self.style_layer_weights, Mapping):
-                raise ValueError(f"style_layer_weights must be a dict {{layer: weight}}, got {self.style_layer_weights!r}")
+                raise ValueError("style_layer_weights must be a dict {layer: weight}, got "
+                                 f"{self.style_layer_weights!r}")
             for name, w in self.style_layer_weights.items():
                 if name not in self.style_layers:
                     raise LayerError(f"style_layer_weights names {name!r}, which is not in style_layers "
@@ -308,7 +309,8 @@ class Transfer:
             sides = scale_sides(self.scales, int(size))  # type: ignore[arg-type]
             counts = (steps,) * len(sides) if isinstance(steps, int) else tuple(steps)  # type: ignore[arg-type]
             if len(counts) != len(sides):
-                raise ValueError(f"steps lists {len(counts)} counts for {len(sides)} scales {sides}; give one per scale")
+                raise ValueError(f"steps lists {len(counts)} counts for {len(sides)} scales {sides}; "
+                                 "give one per scale")
             steps = counts
         lr = default_lr(self.optimizer) if self.lr is None else self.lr
         return dataclasses.replace(self, device=dev, size=size, steps=steps, lr=lr)

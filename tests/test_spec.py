@@ -192,3 +192,31 @@ def test_continue_from_a_given_image(random_vgg, tiny_content, tiny_style):
     stylize(tiny_content, tiny_style, extractor=random_vgg, size=32, steps=1, every=1, init=first.image,
             callback=lambda step, img, losses: seen.append(img), **FAST)
     assert torch.allclose(seen[0], first.image, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the CLI builds the same spec
+def test_cli_exposes_every_option_of_the_spec(capsys):
+    from nstlib import cli
+    parser = cli.build_parser()
+    flags = {a.dest for a in parser._actions}
+    fields = {f.name for f in dataclasses.fields(Transfer)} - {"content", "style", "every"}
+    assert fields <= flags | {"more_styles"}, fields - flags
+    code = cli.main(["tower_bridge", "starry_night", "--show", "--precision", "bf16", "--scales", "2", "--size", "64",
+                     "--steps", "3,4", "--content-layers", "relu3_1", "--style-layer-weights", "relu1_1=2",
+                     "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and "precision            'bf16'" in out and "scales               2" in out
+    assert "steps                (3, 4)" in out and "('relu3_1',)" in out and "{'relu1_1': 2.0}" in out
+
+
+@pytest.mark.parametrize("argv, code", [(["--save-every", "-1"], 2), (["--device", "gpu0"], 1),
+                                        (["--seed", "abc"], 2), (["--style-weight", "1e39"], 1),
+                                        (["--size", "0"], 1), (["--lr", "inf"], 1), (["--scales", "0"], 1)])
+def test_cli_refuses_bad_values_without_a_traceback(argv, code, capsys):
+    from nstlib import cli
+    try:
+        got = cli.main(["tower_bridge", "starry_night", "--weights", "random", "--quiet"] + argv)
+    except SystemExit as e:
+        got = e.code
+    err = capsys.readouterr().err
+    assert got == code and "Traceback" not in err and err.strip(), err
