@@ -27,6 +27,7 @@ from .color import PRESERVE_COLOR
 from .config import default_size, resolve_device
 from .errors import LayerError, check_choice
 from .image import ImageSource, check_size
+from .naming import format_name, label, option_tags
 from .precision import PRECISIONS
 from .styles import blend_weights, style_side
 from .vgg import ARCHS, POOLINGS, check_layers, min_side
@@ -34,7 +35,7 @@ from .weights import WeightsSpec
 
 __all__ = ["Transfer", "CONTENT_LAYERS", "STYLE_LAYERS", "INITS", "OPTIMIZERS", "CONTENT_WEIGHT",
            "STYLE_WEIGHT", "TV_WEIGHT", "default_steps", "default_lr", "check_weight", "check_count",
-           "scale_sides", "format_name", "option_tags", "label"]
+           "scale_sides"]
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -107,52 +108,6 @@ def scale_sides(scales: int | Sequence[int], size: int) -> list[int]:
     if sides[-1] != size:
         raise ValueError(f"the last scale ({sides[-1]}) must equal size ({size}); leave size out or match them")
     return sides
-
-
-def label(src: object, fallback: str) -> str:
-    """A short name for an image in file names: a path's stem, else ``fallback``."""
-    return Path(str(src)).stem if isinstance(src, (str, Path)) else fallback
-
-
-def _num(v: float) -> str:
-    """1 -> '1', 0.5 -> '0.5', 10000 -> '1e4': short numbers for file names."""
-    if v == 0:
-        return "0"
-    if 0.01 <= abs(v) < 1000:
-        return f"{v:g}"
-    mant, exp = f"{v:e}".split("e")
-    return f"{float(mant):g}e{int(exp)}"
-
-
-def option_tags(params: Mapping[str, Any]) -> list[str]:
-    """File-name tags for the options that differ from the defaults (from ``Result.params``):
-    ``vgg16``, ``avg``, ``lum``/``hist`` (preserve_color), ``blend0.7-0.3``, ``ss0.5``
-    (style_scale), ``mask``."""
-    tags = []
-    if params.get("arch", "vgg19") != "vgg19":
-        tags.append(str(params["arch"]))
-    if params.get("pooling", "max") != "max":
-        tags.append(str(params["pooling"]))
-    color = params.get("preserve_color")
-    if color:
-        tags.append({"luminance": "lum", "histogram": "hist"}.get(str(color), str(color)))
-    blend = params.get("style_blend")
-    if blend and len(blend) > 1:
-        tags.append("blend" + "-".join(_num(round(float(b), 3)) for b in blend))
-    if float(params.get("style_scale", 1.0) or 1.0) != 1.0:
-        tags.append(f"ss{_num(float(params['style_scale']))}")
-    if params.get("mask"):
-        tags.append("mask")
-    return tags
-
-
-def format_name(content: str, style: str | None, optimizer: str, alpha: float, beta: float,
-                gamma: float, size: int, ext: str = ".jpg", tags: Sequence[str] = ()) -> str:
-    """``tower_bridge+starry_night_lbfgs_cw1_sw1e4_tv10_s256.jpg``: a file name encoding the run;
-    ``tags`` (see :func:`option_tags`) are appended before the extension, e.g. ``..._s256_avg_lum.jpg``."""
-    pair = content + (f"+{style}" if style else "")
-    extra = "".join(f"_{t}" for t in tags)
-    return f"{pair}_{optimizer}_cw{_num(alpha)}_sw{_num(beta)}_tv{_num(gamma)}_s{size}{extra}{ext}"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -8,6 +8,7 @@ the coarse-to-fine loop (:mod:`nstlib.multiscale`) once per scale, with one netw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -15,12 +16,13 @@ from .color import combine_luminance, luminance_image
 from .engine import Callback, Controls, Result, optimize
 from .errors import too_small
 from .image import load_image, resize
+from .naming import label
 from .objective import Objective
-from .spec import Init, Transfer, label
+from .spec import Init, Transfer
 from .styles import prepare_inputs
 from .vgg import VGGFeatures, warn_if_random
 
-__all__ = ["Inputs", "load_inputs", "build_extractor", "run_stage", "init_image"]
+__all__ = ["Inputs", "load_inputs", "build_extractor", "build_objective", "run_stage", "init_image"]
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,22 @@ def init_image(init: Init, content: torch.Tensor, style: torch.Tensor | None, se
     return content.clone()  # "content" (and "style" without a style image)
 
 
+def build_objective(spec: Transfer, inputs: Inputs, extractor: VGGFeatures) -> Objective:
+    """The objective of one stage: ``spec``'s weights and layers, targets from ``inputs``."""
+    return Objective(extractor, inputs.target, inputs.styles or None, spec.content_layers, spec.style_layers,
+                     spec.content_weight, spec.style_weight, spec.tv_weight, spec.style_layer_weights,
+                     style_blend=spec.style_blend if inputs.styles else None, mask=inputs.mask,
+                     style_outside=inputs.outside or None)
+
+
 def run_stage(spec: Transfer, inputs: Inputs, extractor: VGGFeatures, callback: Callback | None = None,
-              controls: Controls | None = None) -> Result:
+              controls: Controls | None = None, objective: Any = None) -> Result:
     """Optimize one stage: ``spec`` resolved (:meth:`Transfer.resolved`: ``steps`` an int),
-    ``inputs`` from :func:`load_inputs`. Returns the :class:`Result`, carrying ``spec``."""
-    objective = Objective(extractor, inputs.target, inputs.styles or None, spec.content_layers,
-                          spec.style_layers, spec.content_weight, spec.style_weight, spec.tv_weight,
-                          spec.style_layer_weights, style_blend=spec.style_blend if inputs.styles else None,
-                          mask=inputs.mask, style_outside=inputs.outside or None)
+    ``inputs`` from :func:`load_inputs`. ``objective``: anything with ``loss_and_grad(x)`` (and
+    ``set_weights`` for live weights), e.g. a tiled objective; default :func:`build_objective`.
+    Returns the :class:`Result`, carrying ``spec``."""
+    if objective is None:
+        objective = build_objective(spec, inputs, extractor)
     x0 = init_image(spec.init, inputs.target, inputs.styles[0] if inputs.styles else None, spec.seed)
     steps = int(spec.steps)  # type: ignore[arg-type]
     cb = callback

@@ -16,9 +16,19 @@ from .engine import Callback, Controls, Result
 from .image import ImageSource
 from .memory import advise_on_oom
 from .multiscale import coarse_to_fine
+from .naming import format_name, option_tags
 from .objective import Objective
-from .spec import (CONTENT_LAYERS, CONTENT_WEIGHT, INITS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT, Init,
-                   Transfer, default_steps, format_name, option_tags)
+from .spec import (
+    CONTENT_LAYERS,
+    CONTENT_WEIGHT,
+    INITS,
+    STYLE_LAYERS,
+    STYLE_WEIGHT,
+    TV_WEIGHT,
+    Init,
+    Transfer,
+    default_steps,
+)
 from .stage import build_extractor, load_inputs, run_stage
 from .vgg import VGGFeatures
 from .weights import WeightsSpec
