@@ -305,8 +305,12 @@ class Transfer:
         """A readable multi-line summary (images by name), e.g. for ``python -m nstlib --show``."""
         images = dict(content=self.content, style=self.style, mask=self.mask, style_outside=self.style_outside,
                       init=self.init)
-        lines = [f"{k:20} {label(v, type(v).__name__) if not isinstance(v, (str, type(None))) else v}"
-                 for k, v in images.items() if v is not None]
+
+        def name(v: object) -> str:  # a path or name as given; a tensor or array by its type
+            if isinstance(v, tuple):
+                return ", ".join(name(x) for x in v)
+            return str(v) if isinstance(v, (str, Path)) else f"<{type(v).__name__}>"
+        lines = [f"{k:20} {name(v)}" for k, v in images.items() if v is not None]
         skip = set(images) | {"weights"}
         lines += [f"{f.name:20} {getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name not in skip]
         lines.append(f"{'weights':20} {self.weights!r}" if isinstance(self.weights, (str, Path, type(None)))
