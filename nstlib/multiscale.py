@@ -35,14 +35,15 @@ def coarse_to_fine(spec: Transfer, extractor: VGGFeatures | None = None, callbac
     history: list[dict] = []
     snapshots: list = []
     done, t0, init = 0, time.perf_counter(), spec.init
-    for side, n in zip(sides, counts):
+    for k, (side, n) in enumerate(zip(sides, counts)):
         stage = dataclasses.replace(spec, size=side, steps=n, init=init, scales=None)
         inputs = load_inputs(stage, spec.device)  # type: ignore[arg-type]
-        extractor = extractor or build_extractor(spec, spec.device)  # type: ignore[arg-type]
+        if k == 0:  # one network for every stage
+            extractor = build_extractor(spec, spec.device, extractor, stacklevel=5)  # type: ignore[arg-type]
         offset = done
         cb = None if callback is None else (lambda step, img, losses, o=offset: callback(o + step, img, losses))
         ctl = None if controls is None else (lambda step, o=offset: controls(o + step))
-        result = run_stage(stage, inputs, extractor, cb, ctl)
+        result = run_stage(stage, inputs, extractor, cb, ctl)  # type: ignore[arg-type]
         shift = time.perf_counter() - t0 - result.seconds  # setup of every stage so far included
         history += [dict(h, step=h["step"] + offset, seconds=h["seconds"] + shift, size=side) for h in result.history]
         snapshots += [(s + offset, img) for s, img in result.snapshots]

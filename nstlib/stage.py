@@ -53,11 +53,12 @@ def load_inputs(spec: Transfer, device: torch.device) -> Inputs:
     return Inputs(content, target, styles, outside, mask)
 
 
-def build_extractor(spec: Transfer, device: torch.device, stacklevel: int = 4) -> VGGFeatures:
-    """The VGG network of ``spec`` (arch, pooling, weights, precision) with its layers, on
-    ``device``; warns when its weights are random."""
-    ext = VGGFeatures(spec.arch, list(spec.content_layers + spec.style_layers), pooling=spec.pooling,
-                      weights=spec.weights, device=device, precision=spec.precision)
+def build_extractor(spec: Transfer, device: torch.device, extractor: VGGFeatures | None = None,
+                    stacklevel: int = 4) -> VGGFeatures:
+    """``extractor``, or the VGG network of ``spec`` (arch, pooling, weights, precision) with its
+    layers, on ``device``; warns when its weights are random (in both cases)."""
+    ext = extractor or VGGFeatures(spec.arch, list(spec.content_layers + spec.style_layers), pooling=spec.pooling,
+                                   weights=spec.weights, device=device, precision=spec.precision)
     warn_if_random(ext, stacklevel=stacklevel)
     return ext
 

@@ -109,7 +109,7 @@ def sweep(content: ImageSource, style: ImageSource, content_weights: Sequence[fl
                     precision=precision, optimizer=optimizer, steps=steps, lr=lr, init=init, size=size,
                     seed=seed, every=every, device=device).resolved()
     inputs = load_inputs(spec, spec.device)  # type: ignore[arg-type]
-    extractor = extractor or build_extractor(spec, spec.device)  # type: ignore[arg-type]
+    extractor = build_extractor(spec, spec.device, extractor)  # type: ignore[arg-type]
     alpha = [a for a in rows for _ in cols]
     beta = [b for _ in rows for b in cols]
     objective = Objective(extractor, inputs.content, inputs.styles, spec.content_layers, spec.style_layers,

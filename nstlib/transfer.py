@@ -55,7 +55,7 @@ def run(spec: Transfer, *, extractor: VGGFeatures | None = None, callback: Callb
     if spec.scales is not None:
         return coarse_to_fine(spec, extractor, callback, controls)
     inputs = load_inputs(spec, spec.device)  # type: ignore[arg-type]
-    extractor = extractor or build_extractor(spec, spec.device, stacklevel=5)  # type: ignore[arg-type]
+    extractor = build_extractor(spec, spec.device, extractor, stacklevel=5)  # type: ignore[arg-type]
     return run_stage(spec, inputs, extractor, callback, controls)
 
 
