@@ -5,7 +5,8 @@ The pieces, one module per idea:
 * :mod:`nstlib.image` -- images as tensors [1, 3, H, W] in [0, 1]; :mod:`nstlib.examples` -- bundled images
 * :mod:`nstlib.vgg` -- the frozen VGG feature extractor with named layers; :mod:`nstlib.weights` -- its weights
 * :mod:`nstlib.losses` -- content loss, Gram matrices and style loss, total variation
-* :mod:`nstlib.engine` -- the optimizer loop; :mod:`nstlib.transfer` -- ``stylize`` and ``reconstruct``
+* :mod:`nstlib.spec` -- :class:`Transfer`, every option of a run, checked once
+* :mod:`nstlib.engine` -- the optimizer loop; :mod:`nstlib.transfer` -- ``run``, ``stylize`` and ``reconstruct``
 * :mod:`nstlib.plot` -- figures; :mod:`nstlib.cli` -- ``python -m nstlib``
 """
 from .color import match_color, rgb_to_yiq, yiq_to_rgb
@@ -13,12 +14,13 @@ from .config import QUICK, default_device, default_size, offline, pick
 from .engine import Result, optimize
 from .errors import (ImageError, LayerError, NSTError, OutOfMemoryError, WeightsError,
                      WeightsUnavailableError)
-from .examples import example, examples
-from .image import load_image, resize, save_image, to_pil
+from .examples import examples
+from .image import example, load_image, resize, save_image, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .masks import masked_gram_matrix
 from .plot import notice, plot_history, show
-from .transfer import Objective, reconstruct, stylize
+from .spec import Transfer
+from .transfer import Objective, reconstruct, run, stylize
 from .sweep import SweepResult, sweep
 from .vgg import VGGFeatures, layer_names
 from .weights import RandomWeightsWarning
@@ -27,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUICK", "default_device", "default_size", "offline", "pick",
-    "Result", "optimize", "Objective", "stylize", "reconstruct", "sweep", "SweepResult",
+    "Transfer", "run", "Result", "optimize", "Objective", "stylize", "reconstruct", "sweep", "SweepResult",
     "NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError", "OutOfMemoryError",
     "RandomWeightsWarning",
     "example", "examples", "load_image", "resize", "save_image", "to_pil",

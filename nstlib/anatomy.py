@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .vgg import _WIDTHS, check_layers, layer_names
+from .vgg import WIDTHS, check_layers, layer_names
 
 __all__ = ["LayerInfo", "layer_ops", "receptive_field", "layer_table", "format_layer_table",
            "feature_images"]
@@ -83,7 +83,7 @@ def layer_table(arch: str = "vgg19", size: int | tuple[int, int] = 224,
         kind = _kind(name)
         stride *= ops[i][1]
         if kind == "conv":
-            c = _WIDTHS[int(name[4]) - 1]  # conv{b}_{i}: block b's width
+            c = WIDTHS[int(name[4]) - 1]  # conv{b}_{i}: block b's width
         elif kind == "pool":
             h, w = h // 2, w // 2
         if want is None or name in want:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Sequence
 
 from .color import PRESERVE_COLOR
-from .engine import OPTIMIZERS
 from .errors import NSTError
 from .image import SAVE_SUFFIXES
-from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
+from .precision import PRECISIONS
+from .spec import (CONTENT_LAYERS, CONTENT_WEIGHT, INITS, OPTIMIZERS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT,
+                   Transfer)
 from .vgg import ARCHS, POOLINGS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "build_spec"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tv-weight", type=float, default=TV_WEIGHT,
                    help="total-variation weight gamma (default %(default)g)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs")
-    p.add_argument("--steps", type=int, default=None,
-                   help="objective evaluations (default 300 for lbfgs, 500 for adam)")
+    p.add_argument("--steps", type=_ints, default=None, metavar="N[,N...]",
+                   help="objective evaluations (default 300 for lbfgs, 500 for adam); with --scales one "
+                        "count per stage may be given, e.g. 120,80,40")
     p.add_argument("--lr", type=float, default=None, help="step size (default 1 for lbfgs, 0.068 for adam)")
     p.add_argument("--size", type=int, default=None, help="longest side in pixels (default 512 GPU, 256 CPU)")
     p.add_argument("--init", choices=INITS, default="content")
@@ -45,9 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=ARCHS, default="vgg19")
     p.add_argument("--weights", default="imagenet", help="'imagenet' (default), 'random' or a .pth file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="also save the image every N steps (name_stepN.jpg)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: best available)")
+    p.add_argument("--content-layers", type=_names, default=CONTENT_LAYERS, metavar="L[,L...]",
+                   help=f"content layers (default {','.join(CONTENT_LAYERS)})")
+    p.add_argument("--style-layers", type=_names, default=STYLE_LAYERS, metavar="L[,L...]",
+                   help=f"style layers (default {','.join(STYLE_LAYERS)})")
+    p.add_argument("--style-layer-weights", type=_layer_weights, default=None, metavar="L=W[,L=W...]",
+                   help="per-layer style weights, e.g. relu1_1=2,relu5_1=0.5 (default 1 each)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="the network's precision (default fp32; auto: mixed precision on CUDA)")
+    p.add_argument("--scales", type=_ints, default=None, metavar="N | S,S,...",
+                   help="coarse to fine: a number of octaves (3: size/4, size/2, size) or ascending sides "
+                        "(128,256,512)")
+    p.add_argument("--save-every", type=_save_every, default=0, metavar="N",
+                   help="also save the image every N steps (name_stepN.jpg; default 0: never)")
+    p.add_argument("--show", action="store_true", help="print the run's specification and exit without running")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("beyond the paper (notebook 06)")
     g.add_argument("--style", dest="more_styles", action="append", default=[], metavar="IMG",
@@ -73,6 +87,52 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}")
 
 
+def _ints(text: str) -> int | tuple[int, ...]:
+    """``"3"`` -> 3, ``"128,256"`` -> (128, 256) (checked by the spec)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or a comma list such as 128,256; got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}")
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _layer_weights(text: str) -> dict[str, float]:
+    try:
+        return {k.strip(): float(w) for k, w in (item.split("=") for item in text.split(",") if item.strip())}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected layer=weight pairs such as relu1_1=2,relu5_1=0.5; got {text!r}")
+
+
+def _save_every(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (never) or a positive number of steps; got {text!r}")
+    return n
+
+
+def build_spec(args: argparse.Namespace, styles: Sequence[str]) -> Transfer:
+    """The :class:`nstlib.Transfer` of the parsed arguments (ValueError/NSTError for bad values)."""
+    return Transfer(args.content, styles[0] if len(styles) == 1 else tuple(styles),
+                    content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+                    content_layers=args.content_layers, style_layers=args.style_layers,
+                    style_layer_weights=args.style_layer_weights, arch=args.arch, pooling=args.pooling,
+                    weights=args.weights, precision=args.precision, optimizer=args.optimizer, steps=args.steps,
+                    lr=args.lr, init=args.init, size=args.size, scales=args.scales, seed=args.seed, every=1,
+                    device=args.device,
+                    preserve_color=None if args.preserve_color == "none" else args.preserve_color,
+                    style_blend=args.style_blend, style_scale=args.style_scale, mask=args.mask,
+                    style_outside=args.style_outside)
+
+
 def _styles(args: argparse.Namespace) -> list[str]:
     """The style images: the positional STYLE and every --style, comma lists split."""
     given = ([args.style] if args.style else []) + list(args.more_styles)
@@ -83,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 an nstlib error, 2 bad arguments)."""
     from tqdm.auto import tqdm
 
-    from .transfer import format_name, stylize
+    from . import transfer
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
     styles = _styles(args)
@@ -91,8 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a style image: STYLE or --style IMG")
     if args.output and Path(args.output).suffix.lower() not in SAVE_SUFFIXES:
         parser.error(f"-o {args.output}: the file name must end in one of {', '.join(SAVE_SUFFIXES)}")
-    steps = args.steps if args.steps is not None else default_steps(args.optimizer)
-    bar = tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
+    try:
+        spec = build_spec(args, styles)
+        steps = spec.resolved().steps
+    except (NSTError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.show:
+        print(spec.resolved().describe())
+        return 0
+    bar = tqdm(total=sum(steps) if isinstance(steps, tuple) else steps, unit="step", disable=args.quiet,
+               file=sys.stderr)
     out_dir = Path(args.output).parent if args.output else Path(".")
 
     def on_step(step: int, image, losses: dict) -> None:
@@ -103,17 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stem = Path(args.output).stem if args.output else "nst"
             save_image(image, out_dir / f"{stem}_step{step}.jpg")
 
-    style = styles[0] if len(styles) == 1 else styles
     with Termination() as term:
         try:
-            result = stylize(args.content, style, content_weight=args.content_weight,
-                             style_weight=args.style_weight, tv_weight=args.tv_weight,
-                             optimizer=args.optimizer, steps=steps, lr=args.lr, init=args.init,
-                             arch=args.arch, pooling=args.pooling, weights=args.weights, size=args.size,
-                             seed=args.seed, callback=on_step, every=1, device=args.device,
-                             preserve_color=None if args.preserve_color == "none" else args.preserve_color,
-                             style_blend=args.style_blend, style_scale=args.style_scale, mask=args.mask,
-                             style_outside=args.style_outside)
+            result = transfer.run(spec, callback=on_step)
         except (NSTError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -3,7 +3,8 @@
 Environment variables (read when nstlib is imported, never written):
 
 * ``NSTLIB_QUICK=1`` -- quick mode: the course notebooks shrink image sizes and
-  step counts so the whole course runs in CI in minutes. Use :func:`pick`.
+  step counts so the whole course runs in CI in minutes. Only :func:`pick` reads it: the
+  library's own defaults (``stylize``'s steps and size) never change with it.
 * ``NSTLIB_OFFLINE=1`` -- when the pretrained VGG weights cannot be had, fall back
   to seeded random weights (with a loud warning) instead of raising.
 * ``NSTLIB_WEIGHTS=/path/to/vgg19.pth`` -- a local weight file to use for ``weights="imagenet"``.
@@ -14,6 +15,8 @@ import os
 from typing import TypeVar
 
 import torch
+
+from .errors import check_choice
 
 __all__ = ["QUICK", "offline", "pick", "default_device", "default_size", "resolve_device"]
 
@@ -63,13 +66,34 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+DEVICES = ("cpu", "cuda", "cuda:N", "mps")
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> :func:`default_device`; a string or device -> ``torch.device``."""
-    return default_device() if device is None else torch.device(device)
+    """``None`` -> :func:`default_device`; a name or device -> ``torch.device``.
+
+    Raises:
+        ValueError: an unknown name (``"gpu0"``), or a CUDA/MPS device this machine does not have.
+    """
+    if device is None:
+        return default_device()
+    try:
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        check_choice("device", device, DEVICES, " or None (the best available)")  # raises: not a device
+        raise ValueError(f"device {device!r}: write a GPU's number, e.g. 'cuda:0'") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise ValueError(f"device={device!r}, but this machine has {have} CUDA GPU(s); use device='cpu' "
+                         "or leave device=None for the best available")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device={device!r}, but Apple's MPS is not available here; use device='cpu' or None")
+    return dev
 
 
 def default_size(device: str | torch.device | None = None) -> int:
-    """Default longest image side: 512 on CUDA or MPS, 256 on the CPU (64 in quick mode)."""
-    if QUICK:
-        return 64
-    return 256 if resolve_device(device).type == "cpu" else 512
+    """Default longest image side: 512 on CUDA or MPS, 256 on the CPU. (Quick mode does not change
+    it; the course picks its sizes with ``pick(default_size(device), quick=64)``.)"""
+    kind = default_device().type if device is None else torch.device(device).type
+    return 256 if kind == "cpu" else 512

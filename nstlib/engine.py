@@ -1,43 +1,48 @@
-"""The optimization engine: L-BFGS or Adam on the pixels, with callbacks, snapshots and safety nets.
+"""The optimization engine: L-BFGS or Adam on the pixels, one loop a student can read.
 
 One *step* is one evaluation of the objective (a forward and a backward pass through VGG), for
-every optimizer, so step counts and timings compare fairly. All ``steps`` run: L-BFGS's early
-stops on small gradients or small changes are switched off.
-
-The image stays in [0, 1] by projection: before every evaluation the pixels are clamped in place
-(as in the PyTorch tutorial), so every image the objective sees, and every image returned, is valid.
+every optimizer, so step counts and timings compare fairly. Every step of the loop in
+:func:`optimize` does the same five things: read the loss weights in force (live weights),
+clamp the image to [0, 1] (projection, as in the PyTorch tutorial), evaluate the objective and
+its gradient, keep the books (history, best image, snapshots, callback), and let the optimizer
+take its step. L-BFGS is ``torch.optim.LBFGS(max_iter=1)`` stepped once per step, which gives the
+same iterates as one call with ``max_iter=steps`` (its early stops on small gradients or changes
+are switched off, so all ``steps`` run); Adam's step size decays x0.8 every 10% of the run
+(``torch.optim.lr_scheduler.LambdaLR``).
 """
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import torch
 
-from .errors import ImageError
+from .errors import ImageError, check_choice
+from .lbfgs import BatchLBFGS
+from .spec import OPTIMIZERS, check_count, default_lr
 
-__all__ = ["Result", "optimize", "OPTIMIZERS", "default_lr", "Callback", "Objective"]
+if TYPE_CHECKING:
+    from .spec import Transfer
 
-OPTIMIZERS = ("lbfgs", "adam")
-#: ``objective(image) -> {"total", "content", "style", "tv"}`` (scalar tensors; "total" is minimized).
+__all__ = ["Result", "optimize", "OPTIMIZERS", "default_lr", "Callback", "Controls", "Objective"]
+
+#: ``objective(image) -> {"total", "content", "style", "tv"}`` (scalar tensors; "total" is minimized);
+#: an object with ``loss_and_grad(x)`` (:class:`nstlib.Objective`) is evaluated through that method.
 Objective = Callable[[torch.Tensor], dict]
 #: ``callback(step, image, losses) -> bool | None``; returning False stops the run.
 Callback = Callable[[int, torch.Tensor, dict], Optional[bool]]
+#: ``controls(step) -> {"style_weight": ..., ...} | None``: the loss weights in force from ``step`` on
+#: (keywords of ``Objective.set_weights``; None or {} = unchanged). Polled at the top of every step.
+Controls = Callable[[int], Optional[Mapping[str, Any]]]
 
 LBFGS_HISTORY = 100  # torch.optim.LBFGS's default, as in the PyTorch tutorial
-ADAM_LR = 0.068  # d2l's 0.3 on normalized pixels x ImageNet's mean std 0.226 -> [0, 1] pixels
 ADAM_DECAY, ADAM_DECAY_EVERY = 0.8, 0.1  # d2l: x0.8 every 50 of 500 steps (every 10% of the run)
 MAX_FAILURES = 5
-
-
-def default_lr(optimizer: str) -> float:
-    """1.0 for L-BFGS (PyTorch's default), 0.068 for Adam (d2l's step size in [0, 1] pixel units)."""
-    return 1.0 if optimizer == "lbfgs" else ADAM_LR
+WEIGHT_KEYS = ("content_weight", "style_weight", "tv_weight", "style_layer_weights")
 
 
 @dataclass
@@ -45,26 +50,32 @@ class Result:
     """What a run produced.
 
     Attributes:
-        image: the best image seen (lowest total loss), [1, 3, H, W] in [0, 1], on the CPU.
-        history: one dict per step: ``step, total, content, style, tv, seconds`` (floats).
+        image: the best image seen (lowest total loss under the weights in force), [1, 3, H, W]
+            in [0, 1], on the CPU (a batch [B, 3, H, W] for :func:`nstlib.sweep`).
+        history: one dict per successful step: ``step, total, content, style, tv, seconds`` and,
+            for an :class:`nstlib.Objective`, the weights in force ``content_weight, style_weight,
+            tv_weight`` (``total = content_weight * content + style_weight * style + tv_weight * tv``).
         snapshots: ``(step, image)`` pairs taken every ``every`` steps (CPU tensors).
         stopped: why the run ended: ``"done"``, ``"callback"`` (it returned False),
-            ``"callback error"`` (it raised; a warning says what), ``"interrupted"`` or ``"diverged"``.
+            ``"callback error"`` (it raised; a warning says what), ``"interrupted"`` or
+            ``"diverged"`` (the loss kept becoming NaN/inf, or no step gave a finite loss).
         best_step: the step whose image is ``image``.
         name: a file name that encodes the parameters (used by :meth:`save`).
-        params: the parameters of the run.
+        params: the parameters of the run as a plain dict (from ``spec``).
+        spec: the :class:`nstlib.Transfer` that was run (None for a bare :func:`optimize`).
     """
 
     image: torch.Tensor
-    history: list = field(default_factory=list)
-    snapshots: list = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     stopped: str = "done"
     best_step: int = 0
     name: str = "result.jpg"
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    spec: Transfer | None = None
 
     @property
-    def losses(self) -> dict:
+    def losses(self) -> dict[str, Any]:
         """The losses of the best step (empty if no step ran)."""
         for h in self.history:
             if h["step"] == self.best_step:
@@ -91,128 +102,146 @@ class Result:
                 f"best total loss {loss:.4g} at step {self.best_step}, {self.seconds:.1f} s, {self.stopped}")
 
 
-class _Stop(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Diverged(Exception):
-    pass
-
-
 def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfgs", steps: int = 300,
              lr: float | None = None, callback: Callback | None = None, every: int = 10,
-             ) -> Result:
-    """Minimize ``objective`` over the pixels of ``init`` ([1, 3, H, W] in [0, 1]).
+             controls: Controls | None = None) -> Result:
+    """Minimize ``objective`` over the pixels of ``init`` ([B, 3, H, W] in [0, 1]).
 
     Runs exactly ``steps`` evaluations unless the callback returns False, the user interrupts
     (KeyboardInterrupt) or the loss keeps diverging; the best image so far is returned in
     every case. A NaN/inf loss rolls back to the best iterate, halves the step size (restarting
-    L-BFGS's history) and warns once.
+    L-BFGS's history) and warns once; after :data:`MAX_FAILURES` the run stops as ``"diverged"``.
+
+    ``controls`` (live weights): called as ``controls(step)`` at the top of every step; a dict of
+    new weights (``content_weight``, ``style_weight``, ``tv_weight``, ``style_layer_weights``) is
+    applied with ``objective.set_weights`` before that step is evaluated. L-BFGS then restarts its
+    history (its curvature pairs belong to the old objective); Adam continues. The best image is
+    then chosen among the steps under the new weights.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     steps, every = check_count("steps", steps), check_count("every", every)
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or not torch.isfinite(init).all():
         raise ImageError(f"the initial image must be a finite tensor [1, 3, H, W] in [0, 1], got "
                          f"{tuple(getattr(init, 'shape', ()))}; load it with nstlib.load_image")
     lr = default_lr(optimizer) if lr is None else float(lr)
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
 
-    x = init.detach().clone().clamp_(0.0, 1.0).requires_grad_(True)
-    best = x.detach().clone()
-    res = Result(image=best)
-    s = {"step": 0, "best": math.inf, "t0": time.perf_counter(), "warned": False}
-
-    def closure() -> torch.Tensor:
-        if s["step"] >= steps:
-            raise _Stop("done")
-        with torch.no_grad():
-            x.clamp_(0.0, 1.0)
-        if x.grad is not None:
-            x.grad.zero_()
-        losses = objective(x)
-        total = losses["total"]
-        s["step"] += 1
-        total.backward()
-        vals, per, finite = _fetch(losses, x)  # the step's only host sync
-        if not finite:  # NaN/inf in the loss, its gradient or the image itself
-            raise _Diverged()
-        step = s["step"]
-        res.history.append({"step": step, "total": vals["total"], "content": vals.get("content", 0.0),
-                            "style": vals.get("style", 0.0), "tv": vals.get("tv", 0.0),
-                            "seconds": time.perf_counter() - s["t0"]})
-        if per:  # a batch with per-image objectives (nstlib.sweep): keep each image's best
-            res.history[-1]["per_image"] = per
-            bests = s.setdefault("per_best", [math.inf] * len(per))
-            for i, v in enumerate(per):
-                if v < bests[i]:
-                    bests[i] = v
+    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0.0, 1.0).requires_grad_(True)
+    evaluate = _evaluator(objective)
+    best, best_total, best_step, per_best = x.detach().clone(), math.inf, 0, [math.inf] * x.shape[0]
+    history: list[dict[str, Any]] = []
+    snapshots: list[tuple[int, torch.Tensor]] = []
+    opt, schedule = _make(optimizer, x, lr, steps, done=0)
+    failures, stopped, t0 = 0, "done", time.perf_counter()
+    try:
+        for step in range(1, steps + 1):
+            new = controls(step) if controls is not None else None
+            if new and _changes(objective, new):  # 1. the weights in force for this step
+                objective.set_weights(**new)  # type: ignore[attr-defined]
+                best_total = math.inf  # losses under other weights do not compare
+                per_best = [math.inf] * x.shape[0]
+                if optimizer == "lbfgs":
+                    opt, schedule = _make(optimizer, x, lr, steps, done=step - 1)
+            with torch.no_grad():  # 2. project onto [0, 1]
+                x.clamp_(0.0, 1.0)
+            if x.grad is not None:
+                x.grad.zero_()
+            losses = evaluate(x)  # 3. loss and gradient
+            values, per, finite = _fetch(losses, x)  # the step's only host sync
+            if not finite:  # NaN/inf in the loss, its gradient or the image: roll back
+                failures += 1
+                with torch.no_grad():
+                    x.copy_(best)
+                lr *= 0.5
+                opt, schedule = _make(optimizer, x, lr, steps, done=step)
+                if failures == 1:
+                    warnings.warn(f"the loss, its gradient or the image became NaN/inf at step {step}; "
+                                  f"rolled back to the best image and halved the step size (lr={lr:g}"
+                                  + (", L-BFGS history restarted)" if optimizer == "lbfgs" else ")"),
+                                  RuntimeWarning, stacklevel=2)
+                if failures >= MAX_FAILURES:
+                    stopped = "diverged"
+                    warnings.warn(f"the optimization kept diverging ({failures} times); stopped at step {step} "
+                                  f"and returned the best image (step {best_step}). Lower lr or the loss weights",
+                                  RuntimeWarning, stacklevel=2)
+                    break
+                continue
+            history.append(_entry(step, values, per, objective, time.perf_counter() - t0))  # 4. books
+            for i, v in enumerate(per):  # a batch (nstlib.sweep): keep each image's best
+                if v < per_best[i]:
+                    per_best[i] = v
                     best[i].copy_(x[i].detach())
-        if vals["total"] < s["best"]:
-            s["best"] = vals["total"]
-            if not per:
-                best.copy_(x.detach())
-            res.best_step = step
-        if step % every == 0 or step == steps:
-            snap = x.detach().to("cpu", copy=True)  # x is already clamped
-            res.snapshots.append((step, snap))
-            if callback is not None:
-                try:
-                    keep = callback(step, snap, vals)
-                except Exception as e:  # a broken callback (display, saving, ...) must not lose the run
-                    warnings.warn(f"the callback raised {type(e).__name__}: {e}; stopped at step {step} "
-                                  "and returned the best image so far", RuntimeWarning, stacklevel=2)
-                    raise _Stop("callback error") from None
-                if keep is False:
-                    raise _Stop("callback")
-        return total
-
-    failures, opt = 0, None
-    while s["step"] < steps:
-        try:
-            if opt is None:
-                opt = _make(optimizer, x, lr, steps - s["step"])
-            if optimizer == "lbfgs":
-                opt.step(closure)
-                opt = None  # L-BFGS ran its evaluations; a new one restarts only if steps remain
-            else:
-                opt.param_groups[0]["lr"] = lr * ADAM_DECAY ** int(s["step"] / (ADAM_DECAY_EVERY * steps))
-                opt.step(closure)
-        except _Diverged:
-            failures += 1
-            with torch.no_grad():
-                x.copy_(best)
-            lr, opt = lr * 0.5, None
-            if not s["warned"]:
-                warnings.warn(f"the loss, its gradient or the image became NaN/inf at step {s['step']}; "
-                              f"rolled back to the best image and halved the step size (lr={lr:g}"
-                              + (", L-BFGS history restarted)" if optimizer == "lbfgs" else ")"),
-                              RuntimeWarning, stacklevel=2)
-                s["warned"] = True
-            if failures >= MAX_FAILURES:
-                res.stopped = "diverged"
-                warnings.warn(f"the optimization kept diverging ({failures} times); stopped at step "
-                              f"{s['step']} and returned the best image (step {res.best_step}). Lower lr or the loss weights",
-                              RuntimeWarning, stacklevel=2)
-                break
-        except _Stop as e:
-            res.stopped = e.reason
-            break
-        except KeyboardInterrupt:
-            res.stopped = "interrupted"
-            break
-    res.image = best.cpu()
-    return res
+            if values["total"] < best_total:
+                best_total, best_step = values["total"], step
+                if not per:
+                    best.copy_(x.detach())
+            if step % every == 0 or step == steps:
+                snap = x.detach().to("cpu", copy=True)  # x is already clamped
+                snapshots.append((step, snap))
+                stopped = _call(callback, step, snap, values)
+                if stopped != "done":
+                    break
+            opt.step(lambda: losses["total"])  # noqa: B023 (called at once)  5. the update, from x.grad
+            if schedule is not None:
+                schedule.step()
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    if not history and stopped == "done":
+        stopped = "diverged"
+        warnings.warn("no step gave a finite loss: nothing was optimized and the result is the initial image. "
+                      "Lower the loss weights or lr", RuntimeWarning, stacklevel=2)
+    return Result(image=best.cpu(), history=history, snapshots=snapshots, stopped=stopped, best_step=best_step)
 
 
-def check_count(name: str, value: object) -> int:
-    """``value`` as a positive int (Python or numpy ints; not bools, floats or strings), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive whole number such as 100, got {value!r}")
-    return int(value)
+def _evaluator(objective: Objective) -> Callable[[torch.Tensor], dict]:
+    """``objective.loss_and_grad`` (:class:`nstlib.Objective`, a tiled objective), or for a plain
+    function ``objective(x) -> {"total", ...}``: evaluate, back-propagate, detach."""
+    method = getattr(objective, "loss_and_grad", None)
+    if method is not None:
+        return method
+
+    def loss_and_grad(x: torch.Tensor) -> dict:
+        losses = objective(x)
+        losses["total"].backward()
+        return {k: v.detach() for k, v in losses.items()}
+    return loss_and_grad
+
+
+def _changes(objective: Objective, new: Mapping[str, Any]) -> bool:
+    """True when ``new`` sets a weight to a value other than the one in force."""
+    unknown = set(new) - set(WEIGHT_KEYS)
+    if unknown:
+        raise ValueError(f"controls returned {sorted(unknown)}; it may set only {', '.join(WEIGHT_KEYS)}")
+    now = getattr(objective, "loss_weights", None)
+    if now is None:
+        raise ValueError("live weights (controls=...) need an objective with set_weights, such as nstlib.Objective")
+    return any(v is not None and v != now[k] for k, v in new.items())
+
+
+def _entry(step: int, values: dict, per: list, objective: Objective, seconds: float) -> dict[str, Any]:
+    entry: dict[str, Any] = {"step": step, "total": values["total"], "content": values.get("content", 0.0),
+                             "style": values.get("style", 0.0), "tv": values.get("tv", 0.0), "seconds": seconds}
+    weights = getattr(objective, "loss_weights", None)
+    if weights is not None:
+        entry.update((k, weights[k]) for k in WEIGHT_KEYS[:3])
+    if per:
+        entry["per_image"] = per
+    return entry
+
+
+def _call(callback: Callback | None, step: int, image: torch.Tensor, values: dict) -> str:
+    """Run the callback; the run's state afterwards: ``"done"`` (go on), ``"callback"`` (it returned
+    False) or ``"callback error"`` (it raised: a broken display or save must not lose the run)."""
+    if callback is None:
+        return "done"
+    try:
+        keep = callback(step, image, values)
+    except Exception as e:
+        warnings.warn(f"the callback raised {type(e).__name__}: {e}; stopped at step {step} "
+                      "and returned the best image so far", RuntimeWarning, stacklevel=3)
+        return "callback error"
+    return "callback" if keep is False else "done"
 
 
 def _fetch(losses: dict, x: torch.Tensor) -> tuple[dict, list, bool]:
@@ -221,7 +250,8 @@ def _fetch(losses: dict, x: torch.Tensor) -> tuple[dict, list, bool]:
     the sums avoid image-sized temporaries)."""
     keys = [k for k, v in losses.items() if v.dim() == 0]
     parts = [losses[k].detach().float().reshape(1) for k in keys]
-    parts += [x.detach().sum().reshape(1), x.grad.sum().reshape(1)]
+    grad = x.grad if x.grad is not None else torch.zeros_like(x)
+    parts += [x.detach().sum().reshape(1), grad.sum().reshape(1)]
     if "per_image" in losses:
         parts.append(losses["per_image"].detach().float().reshape(-1))
     flat = torch.cat(parts).tolist()
@@ -229,14 +259,18 @@ def _fetch(losses: dict, x: torch.Tensor) -> tuple[dict, list, bool]:
     return dict(zip(keys, flat[:n])), flat[n + 2:], all(map(math.isfinite, flat))
 
 
-def _make(optimizer: str, x: torch.Tensor, lr: float, remaining: int) -> torch.optim.Optimizer:
+def _make(optimizer: str, x: torch.Tensor, lr: float, steps: int, done: int
+          ) -> tuple[torch.optim.Optimizer, Optional[torch.optim.lr_scheduler.LRScheduler]]:
+    """A fresh optimizer (and Adam's schedule) for the run's remaining steps, ``done`` already taken."""
     if optimizer == "adam":
-        return torch.optim.Adam([x], lr=lr)
+        adam = torch.optim.Adam([x], lr=lr)
+
+        def decay(k: int) -> float:  # step done + k of the run: x0.8 every 10% of the steps
+            return ADAM_DECAY ** int((done + k) / (ADAM_DECAY_EVERY * steps))
+        return adam, torch.optim.lr_scheduler.LambdaLR(adam, decay)
     if x.shape[0] > 1:  # a batch of independent images: one L-BFGS history per image
-        from .lbfgs import BatchLBFGS
-        return BatchLBFGS([x], lr=lr, max_iter=remaining, history_size=LBFGS_HISTORY)
-    # max_iter=remaining: one .step() performs exactly `remaining` evaluations (no line search);
-    # the tolerances are disabled so that it never stops early on a tiny gradient or change.
-    return torch.optim.LBFGS([x], lr=lr, max_iter=remaining, max_eval=2 * remaining + 10,
-                             tolerance_grad=-math.inf, tolerance_change=-math.inf,
-                             history_size=LBFGS_HISTORY, line_search_fn=None)
+        return BatchLBFGS([x], lr=lr, max_iter=1, history_size=LBFGS_HISTORY), None
+    # max_iter=1: one evaluation per .step() (no line search); the tolerances are disabled so
+    # that it never stops early on a tiny gradient or change.
+    return torch.optim.LBFGS([x], lr=lr, max_iter=1, tolerance_grad=-math.inf, tolerance_change=-math.inf,
+                             history_size=LBFGS_HISTORY, line_search_fn=None), None

@@ -7,7 +7,7 @@ names the input that caused it and says what to do about it.
 from __future__ import annotations
 
 __all__ = ["NSTError", "ImageError", "WeightsError", "WeightsUnavailableError", "LayerError",
-           "OutOfMemoryError"]
+           "OutOfMemoryError", "check_choice", "too_small"]
 
 
 class NSTError(Exception):
@@ -35,3 +35,21 @@ class LayerError(NSTError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+def check_choice(what: str, value: object, choices: "tuple | list", extra: str = "") -> None:
+    """Raise ``ValueError("unknown {what} {value!r}; choose one of 'a', 'b'{extra}")`` unless
+    ``value`` is one of ``choices`` (the one wording of every "unknown option" error)."""
+    try:
+        ok = value in choices
+    except TypeError:  # an unhashable or uncomparable value
+        ok = False
+    if not ok:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(map(repr, choices))}{extra}")
+
+
+def too_small(what: str, shape: "tuple[int, ...]", need: int, fix: str) -> ImageError:
+    """The error for an image smaller than the layers in use accept (``need`` px on each side):
+    ``"{what} is (H, W) px: too small for the layers in use, which need at least {need} px ..."``."""
+    return ImageError(f"{what} is {tuple(shape)} px: too small for the layers in use, which need at least "
+                      f"{need} px on each side (one halving per pooling before the deepest layer); {fix}")

@@ -1,15 +1,15 @@
-"""The bundled images: content photos, paintings and textures (credits in images/CREDITS.md)."""
+"""The bundled images: content photos, paintings and textures (credits in images/CREDITS.md).
+
+Names and paths only; :func:`nstlib.example` (in :mod:`nstlib.image`) loads one."""
 from __future__ import annotations
 
 import difflib
 import os
 from pathlib import Path
 
-import torch
+from .errors import ImageError, check_choice
 
-from .errors import ImageError
-
-__all__ = ["examples", "example", "example_path", "images_dir", "KINDS"]
+__all__ = ["examples", "example_path", "images_dir", "KINDS"]
 
 KINDS = ("content", "style", "texture")
 _SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -42,8 +42,8 @@ def _index() -> dict[str, tuple[str, Path]]:
 
 def examples(kind: str | None = None) -> list[str]:
     """Names of the bundled images, optionally only one kind: ``content``, ``style`` or ``texture``."""
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)} or None")
+    if kind is not None:
+        check_choice("kind", kind, KINDS, " or None")
     return [n for n, (k, _) in _index().items() if kind is None or k == kind]
 
 
@@ -64,14 +64,3 @@ def suggest(name: str, n: int = 3) -> str:
         return ""
     close = difflib.get_close_matches(Path(name).stem, names, n=n, cutoff=0.5) or names[:n]
     return ", ".join(repr(c) for c in close)
-
-
-def example(name: str, size: int | tuple[int, int] | None = None,
-            device: str | torch.device | None = None) -> torch.Tensor:
-    """Load bundled image ``name`` as [1, 3, H, W] in [0, 1], e.g. ``example("starry_night", 256)``."""
-    from .image import load_image
-    path = example_path(name)
-    if path is None:
-        raise ImageError(f"there is no bundled image {name!r}; try {suggest(name)} "
-                         "(nstlib.examples() lists them all)")
-    return load_image(path, size=size, device=device)

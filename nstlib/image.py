@@ -25,7 +25,8 @@ from .errors import ImageError
 from .fetch import download, is_url
 from .pixels import draft_box, from_array, from_tensor, pil_to_array
 
-__all__ = ["load_image", "save_image", "to_pil", "free_path", "fit_name", "ImageSource", "Size", "FORMATS"]
+__all__ = ["load_image", "example", "save_image", "to_pil", "free_path", "fit_name", "check_size",
+           "ImageSource", "Size", "FORMATS"]
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 Size = Union[int, tuple[int, int], None]
@@ -62,6 +63,7 @@ def load_image(src: ImageSource, size: Size = None,
         ImageError: the input cannot be read or is not a valid image; the message names it.
     """
     dev = resolve_device(device)
+    size = check_size(size)
     if isinstance(src, torch.Tensor):
         img = from_tensor(src)
     elif isinstance(src, np.ndarray):
@@ -84,22 +86,43 @@ def resize(img: torch.Tensor, size: Size) -> torch.Tensor:
     if size is None:
         return img
     h, w = img.shape[-2:]
-    if isinstance(size, int) and not isinstance(size, bool):
-        if size < 1:
-            raise ValueError(f"size must be a positive int or (H, W), got {size!r}")
+    size = check_size(size)
+    if isinstance(size, int):
         scale = size / max(h, w)
         new = (max(1, round(h * scale)), max(1, round(w * scale)))
     else:
-        try:
-            new = (int(size[0]), int(size[1]))
-        except (TypeError, IndexError, ValueError):
-            raise ValueError(f"size must be an int (longest side) or (H, W), got {size!r}") from None
-        if min(new) < 1:
-            raise ValueError(f"size must be positive, got {size!r}")
+        new = size  # type: ignore[assignment]
     if new == (h, w):
         return img
     out = F.interpolate(img, size=new, mode="bilinear", align_corners=False, antialias=True)
     return out.clamp_(0.0, 1.0)
+
+
+def check_size(size: object) -> Size:
+    """``size`` checked: None, a positive int (the longest side) or (H, W) of positive ints, with at
+    most :data:`MAX_PIXELS` pixels; anything else is a ValueError naming it (before any memory is used)."""
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        if size < 1:
+            raise ValueError(f"size must be a positive int (the longest side in px) or (H, W), got {size!r}")
+        if size * size > MAX_PIXELS:
+            raise ValueError(f"size={size!r} is larger than nstlib handles (at most "
+                             f"{int(MAX_PIXELS ** 0.5)} px on a side); use a smaller size")
+        return int(size)
+    try:
+        new = (int(size[0]), int(size[1]))  # type: ignore[index]
+        ok = len(size) == 2 and all(float(v) == int(v) for v in size)  # type: ignore[arg-type]
+    except (TypeError, IndexError, ValueError, OverflowError):
+        ok = False
+    if not ok or isinstance(size, (str, bytes)):
+        raise ValueError(f"size must be an int (longest side) or (H, W), got {size!r}")
+    if min(new) < 1:
+        raise ValueError(f"size must be positive, got {size!r}")
+    if new[0] * new[1] > MAX_PIXELS:
+        raise ValueError(f"size={size!r} is larger than nstlib handles (at most {MAX_PIXELS:,} pixels); "
+                         "use a smaller size")
+    return new
 
 
 def _open(src: Any, size: Size) -> tuple[Image.Image, str]:
@@ -295,3 +318,14 @@ def _write(pil: Image.Image, f: Any, path: Path, fmt: str | None, kwargs: dict) 
         if isinstance(e, Exception) and not isinstance(e, OSError):  # an encoder's ValueError, ...
             raise OSError(f"{type(e).__name__}: {e}") from None
         raise
+
+
+def example(name: str, size: int | tuple[int, int] | None = None,
+            device: str | torch.device | None = None) -> torch.Tensor:
+    """Load bundled image ``name`` as [1, 3, H, W] in [0, 1], e.g. ``example("starry_night", 256)``."""
+    from .examples import example_path, suggest
+    path = example_path(name)
+    if path is None:
+        raise ImageError(f"there is no bundled image {name!r}; try {suggest(name)} "
+                         "(nstlib.examples() lists them all)")
+    return load_image(path, size=size, device=device)

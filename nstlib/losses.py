@@ -10,6 +10,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
+from .errors import check_choice
+
 __all__ = ["gram_matrix", "content_loss", "style_loss", "tv_loss", "REDUCTIONS"]
 
 #: ``"mean"``: one scalar for the whole batch (the mean over every element); ``"none"``: one value
@@ -18,11 +20,8 @@ REDUCTIONS = ("mean", "none")
 
 
 def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return err.mean()
-    if reduction == "none":
-        return err.flatten(1).mean(dim=1)
-    raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(map(repr, REDUCTIONS))}")
+    check_choice("reduction", reduction, REDUCTIONS)
+    return err.mean() if reduction == "mean" else err.flatten(1).mean(dim=1)
 
 
 def _mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from .errors import ImageError
+from .errors import ImageError, check_choice
 from .image import ImageSource, load_image
 
 __all__ = ["load_mask", "shape_mask", "MASK_SHAPES", "downsample_mask", "masked_gram_matrix", "masked_style_loss"]
@@ -43,8 +43,7 @@ def shape_mask(shape: str, height: int, width: int) -> torch.Tensor | None:
 
     ``"centre"`` is the ellipse inscribed in the middle half of the image in each direction.
     """
-    if shape not in MASK_SHAPES:
-        raise ValueError(f"unknown mask shape {shape!r}; choose one of {', '.join(MASK_SHAPES)}")
+    check_choice("mask shape", shape, MASK_SHAPES)
     if shape == "none":
         return None
     y = (torch.arange(height, dtype=torch.float32) + 0.5) / height

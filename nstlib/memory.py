@@ -66,7 +66,8 @@ def _is_oom(e: BaseException) -> bool:
 
 
 def advise_on_oom(fn: F) -> F:
-    """Decorate ``stylize``-like functions (keywords ``size``, ``device``, ``extractor``): an out
+    """Decorate ``stylize``-like functions (keywords ``size``, ``device``, ``extractor``, or a
+    :class:`nstlib.Transfer` as the first argument): an out
     of memory error becomes :class:`nstlib.errors.OutOfMemoryError` with a size that should fit."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,9 +76,10 @@ def advise_on_oom(fn: F) -> F:
         except Exception as e:
             if not _is_oom(e):
                 raise
+            spec = args[0] if args and hasattr(args[0], "resolved") else None  # nstlib.run(spec, ...)
             ext = kwargs.get("extractor")
-            dev = ext.device if ext is not None else resolve_device(kwargs.get("device"))
-            size = kwargs.get("size")
+            dev = ext.device if ext is not None else resolve_device(kwargs.get("device", getattr(spec, "device", None)))
+            size = kwargs.get("size", getattr(spec, "size", None))
             if isinstance(size, (tuple, list)):
                 side, aspect = max(size), max(size) / max(1, min(size))
             else:

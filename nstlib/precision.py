@@ -18,6 +18,8 @@ from typing import Iterator
 
 import torch
 
+from .errors import check_choice
+
 __all__ = ["PRECISIONS", "FP16_GRAD_SCALE", "amp_dtype", "use_channels_last", "autocast",
            "scale_grad", "to_fp32"]
 
@@ -32,8 +34,7 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     ``"auto"``: bfloat16 on CUDA devices that support it, else float16 on CUDA; float32 on the CPU
     and on MPS.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(map(repr, PRECISIONS))}")
+    check_choice("precision", precision, PRECISIONS)
     if precision != "auto":
         return _DTYPES[precision]
     if device.type != "cuda":

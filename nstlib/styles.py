@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import ImageError
+from .errors import too_small
 from .image import ImageSource, load_image
 from .losses import gram_matrix
 from .vgg import VGGFeatures
@@ -80,25 +80,6 @@ def load_styles(style: ImageSource | Sequence[ImageSource], content_shape: Seque
     return [load_image(s, size=side, device=device) for s in as_list(style)]
 
 
-def check_options(style: object, preserve_color: str | None, style_blend: Sequence[float] | None,
-                  style_scale: float, mask: object, style_outside: object) -> None:
-    """Validate :func:`nstlib.stylize`'s colour / blend / scale / mask arguments before any work."""
-    from .color import PRESERVE_COLOR
-    if preserve_color is not None and preserve_color not in PRESERVE_COLOR:
-        raise ValueError(f"unknown preserve_color {preserve_color!r}; choose one of "
-                         f"{', '.join(map(repr, PRESERVE_COLOR))} or None")
-    style_side((1, 1), style_scale)
-    if style is None and (style_blend is not None or style_outside is not None):
-        raise ValueError("style_blend and style_outside need a style image; pass style=...")
-    if style is not None:
-        if not as_list(style):
-            raise ValueError("style is an empty list; give at least one style image")
-        if style_blend is not None:
-            blend_weights(style_blend, len(as_list(style)))
-    if style_outside is not None and mask is None:
-        raise ValueError("style_outside is painted outside the mask: pass mask=... as well")
-
-
 def prepare_inputs(content_img: torch.Tensor, style: object, *, preserve_color: str | None = None,
                    style_scale: float = 1.0, mask: object = None, style_outside: object = None,
                    min_size: int = 1) -> tuple[torch.Tensor, list, list, torch.Tensor | None]:
@@ -117,9 +98,8 @@ def prepare_inputs(content_img: torch.Tensor, style: object, *, preserve_color: 
                if style_outside is not None else [])
     for s in styles + outside:
         if min(s.shape[-2:]) < min_size:
-            raise ImageError(f"style_scale={style_scale!r} makes a style image {tuple(s.shape[-2:])} px, "
-                             f"smaller than the {min_size} px the style layers need on each side; use a "
-                             "larger style_scale or size, or a less elongated style image")
+            raise too_small(f"at style_scale={style_scale!r} a style image", s.shape[-2:], min_size,
+                            "use a larger style_scale or size, or a less elongated style image")
     m = load_mask(mask, tuple(content_img.shape[-2:]), dev) if mask is not None else None
     if preserve_color == "histogram":
         styles = [match_color(s, content_img) for s in styles]

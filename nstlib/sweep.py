@@ -29,14 +29,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from .config import default_size, resolve_device
-from .engine import OPTIMIZERS, Callback, Result, check_count, optimize
-from .image import ImageSource, load_image
+from .engine import Callback, Result, optimize
+from .image import ImageSource
 from .objective import Objective
-from .styles import prepare_inputs
-from .transfer import (CONTENT_LAYERS, CONTENT_WEIGHT, STYLE_LAYERS, TV_WEIGHT, Init, _check_layers,
-                       _check_weight, _init_image, default_steps)
-from .vgg import VGGFeatures, warn_if_random
+from .spec import CONTENT_LAYERS, CONTENT_WEIGHT, STYLE_LAYERS, TV_WEIGHT, Init, Transfer, check_weight
+from .stage import build_extractor, init_image, load_inputs
+from .vgg import VGGFeatures
 from .weights import WeightsSpec
 
 __all__ = ["sweep", "SweepResult"]
@@ -62,6 +60,7 @@ class SweepResult:
     result: Result
     pretrained: bool = True
     params: dict = field(default_factory=dict)
+    spec: Transfer | None = None
 
     @property
     def seconds(self) -> float:
@@ -83,7 +82,7 @@ def _weights(name: str, values: Iterable[float]) -> list[float]:
     values = [values] if isinstance(values, (int, float)) else list(values)
     if not values:
         raise ValueError(f"{name} must list at least one weight, e.g. [1e3, 1e4]")
-    return [_check_weight(name, v) for v in values]
+    return [check_weight(name, v) for v in values]
 
 
 def sweep(content: ImageSource, style: ImageSource, content_weights: Sequence[float] = (CONTENT_WEIGHT,),
@@ -108,36 +107,34 @@ def sweep(content: ImageSource, style: ImageSource, content_weights: Sequence[fl
         Same inputs, seed and steps give each image what ``stylize`` gives it alone (Adam: up to
         float rounding; L-BFGS: see :mod:`nstlib.lbfgs`).
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     rows, cols = _weights("content_weights", content_weights), _weights("style_weights", style_weights)
-    gamma = _check_weight("tv_weight", tv_weight)
-    steps = check_count("steps", default_steps(optimizer) if steps is None else steps)
-    content_layers, style_layers = list(content_layers), list(style_layers)
-    dev = extractor.device if extractor is not None else resolve_device(device)
-    need = _check_layers(content_layers, style_layers, style_layer_weights, max(rows), max(cols), True,
-                         extractor.arch if extractor is not None else arch)
-    content_img = load_image(content, size=default_size(dev) if size is None else size, device=dev)
-    _, styles, _, _ = prepare_inputs(content_img, style, min_size=need)
-    if extractor is None:
-        extractor = VGGFeatures(arch, content_layers + style_layers, pooling=pooling, weights=weights,
-                                device=dev, precision=precision)
-    warn_if_random(extractor)
+    if extractor is not None:
+        arch, pooling, precision, device = extractor.arch, extractor.pooling, extractor.precision, extractor.device
+    # one spec for the whole grid (the largest weights: its checks and minimum size cover every cell)
+    spec = Transfer(content, style, content_weight=max(rows), style_weight=max(cols), tv_weight=tv_weight,
+                    content_layers=content_layers, style_layers=style_layers,  # type: ignore[arg-type]
+                    style_layer_weights=style_layer_weights, arch=arch, pooling=pooling, weights=weights,
+                    precision=precision, optimizer=optimizer, steps=steps, lr=lr, init=init, size=size,
+                    seed=seed, every=every, device=device).resolved()
+    inputs = load_inputs(spec, spec.device)  # type: ignore[arg-type]
+    extractor = build_extractor(spec, spec.device, extractor)  # type: ignore[arg-type]
     alpha = [a for a in rows for _ in cols]
     beta = [b for _ in rows for b in cols]
-    objective = Objective(extractor, content_img, styles, content_layers, style_layers,
-                          alpha, beta, [gamma] * len(alpha), style_layer_weights)
-    x0 = _init_image(init, content_img, styles[0], seed).expand(len(alpha), -1, -1, -1)
-    result = optimize(x0, objective, optimizer=optimizer, steps=steps, lr=lr, callback=callback,
-                      every=every or max(1, steps // 10))
+    objective = Objective(extractor, inputs.content, inputs.styles, spec.content_layers, spec.style_layers,
+                          alpha, beta, [spec.tv_weight] * len(alpha), spec.style_layer_weights)
+    x0 = init_image(spec.init, inputs.content, inputs.styles[0], spec.seed).expand(len(alpha), -1, -1, -1)
+    n_steps = int(spec.steps)  # type: ignore[arg-type]
+    result = optimize(x0, objective, optimizer=spec.optimizer, steps=n_steps, lr=spec.lr, callback=callback,
+                      every=spec.every or max(1, n_steps // 10))
     per = [h["per_image"] for h in result.history]
     best = [min(p[i] for p in per) if per else float("nan") for i in range(len(alpha))]
     n = len(cols)
-    result.params = dict(content_weights=rows, style_weights=cols, tv_weight=gamma, optimizer=optimizer,
-                         steps=steps, size=max(content_img.shape[-2:]), seed=seed,
-                         content_layers=content_layers, style_layers=style_layers,
-                         weights=extractor.weights_source)
+    result.spec = spec
+    result.params = dict(content_weights=rows, style_weights=cols, tv_weight=spec.tv_weight,
+                         optimizer=spec.optimizer, steps=n_steps, size=max(inputs.content.shape[-2:]),
+                         seed=spec.seed, content_layers=list(spec.content_layers),
+                         style_layers=list(spec.style_layers), weights=extractor.weights_source)
     return SweepResult(images=[[result.image[i * n + j:i * n + j + 1] for j in range(n)] for i in range(len(rows))],
                        content_weights=rows, style_weights=cols,
                        losses=[best[i * n:(i + 1) * n] for i in range(len(rows))], result=result,
-                       pretrained=extractor.pretrained, params=result.params)
+                       pretrained=extractor.pretrained, params=result.params, spec=spec)

@@ -9,40 +9,35 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections import OrderedDict
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 from torch import nn
 
 from .config import resolve_device
-from .errors import ImageError, LayerError, WeightsError
+from .errors import ImageError, LayerError, WeightsError, check_choice, too_small
 from .precision import amp_dtype, autocast, scale_grad, to_fp32, use_channels_last
 from .weights import BLOCKS, RandomWeightsWarning, WeightsSpec, resolve_state_dict
 
-__all__ = ["VGGFeatures", "layer_names", "min_side", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["VGGFeatures", "layer_names", "min_side", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD", "WIDTHS"]
 
 ARCHS = tuple(BLOCKS)
 POOLINGS = ("max", "avg")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_WIDTHS = (64, 128, 256, 512, 512)
+WIDTHS = (64, 128, 256, 512, 512)
 DEFAULT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
 
 
 def layer_names(arch: str = "vgg19") -> list[str]:
     """Every tap of ``arch`` in network order; position ``i`` is ``torchvision vgg.features[i]``."""
-    _check_choice("arch", arch, ARCHS)
+    check_choice("arch", arch, ARCHS)
     names = []
     for b, n in enumerate(BLOCKS[arch], start=1):
         for i in range(1, n + 1):
             names += [f"conv{b}_{i}", f"relu{b}_{i}"]
         names.append(f"pool{b}")
     return names
-
-
-def _check_choice(what: str, value: object, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(map(repr, choices))}")
 
 
 def check_layers(layers: Iterable[str], arch: str) -> list[str]:
@@ -70,7 +65,7 @@ def min_side(layers: Iterable[str], arch: str = "vgg19") -> int:
 def _build(arch: str, pooling: str) -> "OrderedDict[str, nn.Module]":
     mods: OrderedDict[str, nn.Module] = OrderedDict()
     c_in = 3
-    for b, (n, width) in enumerate(zip(BLOCKS[arch], _WIDTHS), start=1):
+    for b, (n, width) in enumerate(zip(BLOCKS[arch], WIDTHS), start=1):
         for i in range(1, n + 1):
             mods[f"conv{b}_{i}"] = nn.Conv2d(c_in, width, kernel_size=3, padding=1)
             mods[f"relu{b}_{i}"] = nn.ReLU(inplace=False)  # out of place: conv taps stay pre-activation
@@ -160,8 +155,8 @@ class VGGFeatures(nn.Module):
                  device: str | torch.device | None = None, seed: int = 0, precision: str = "fp32",
                  channels_last: bool | None = None) -> None:
         super().__init__()
-        _check_choice("arch", arch, ARCHS)
-        _check_choice("pooling", pooling, POOLINGS)
+        check_choice("arch", arch, ARCHS)
+        check_choice("pooling", pooling, POOLINGS)
         self.arch, self.pooling, self.seed = arch, pooling, seed
         self.layer_names: list[str] = layer_names(arch)
         self.layers: list[str] = check_layers(layers, arch)
@@ -219,9 +214,7 @@ class VGGFeatures(nn.Module):
             raise ImageError(f"the extractor takes images of shape [B, 3, H, W], got {tuple(img.shape)}")
         need = min_side(want, self.arch)
         if min(img.shape[-2:]) < need:
-            raise ImageError(f"image of size {tuple(img.shape[-2:])} is too small for layer(s) "
-                             f"{sorted(want)}: the poolings before them need at least {need} px "
-                             "on each side; use a larger size")
+            raise too_small(f"the image for layer(s) {sorted(want)}", img.shape[-2:], need, "use a larger size")
         x = scale_grad((img - self.mean) / self.std, self.amp_dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

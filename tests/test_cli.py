@@ -6,6 +6,8 @@ machine without internet) and NSTLIB_OFFLINE=1 takes over with random weights.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import socket
 import subprocess
@@ -94,12 +96,12 @@ def test_cli_default_output_name_in_cwd(tmp_path, monkeypatch, capsys):
 
 def test_cli_options_reach_stylize(tmp_path, monkeypatch, capsys):
     seen = {}
-    real = nstlib.transfer.stylize
+    real = nstlib.transfer.run
 
-    def spy(content, style, **kw):
-        seen.update(kw, content=content, style=style)
-        return real(content, style, **kw)
-    monkeypatch.setattr(nstlib.transfer, "stylize", spy)
+    def spy(spec, **kw):  # the CLI builds one nstlib.Transfer and runs it
+        seen.update({f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)})
+        return real(spec, **kw)
+    monkeypatch.setattr(nstlib.transfer, "run", spy)
     out = tmp_path / "o.png"
     code = cli.main(["chelsea_cat", "great_wave", "-o", str(out), "--content-weight", "2", "--style-weight",
                      "300", "--tv-weight", "0", "--optimizer", "adam", "--steps", "4", "--size", "32",

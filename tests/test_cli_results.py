@@ -41,11 +41,11 @@ def guard():
 
 @pytest.fixture
 def stub_run(monkeypatch, tmp_path):
-    """cli.main with stylize replaced by ``make(**kwargs)``; run in tmp_path."""
+    """cli.main with the run (nstlib.transfer.run) replaced by ``make(*args, **kwargs)``; run in tmp_path."""
     monkeypatch.chdir(tmp_path)
 
     def use(make):
-        monkeypatch.setattr(nstlib.transfer, "stylize", make)
+        monkeypatch.setattr(nstlib.transfer, "run", make)
     return use
 
 

@@ -19,9 +19,10 @@ def test_pick_chooses_by_mode_and_device(monkeypatch, quick, device, expected):
     assert config.pick("normal", quick="quick") == ("quick" if quick else "normal")
 
 
-@pytest.mark.parametrize("quick, device, side", [(True, "cuda", 64), (False, "cpu", 256), (False, "cuda", 512),
-                                                 (False, "mps", 512)])
+@pytest.mark.parametrize("quick, device, side", [(True, "cuda", 512), (True, "cpu", 256), (False, "cpu", 256),
+                                                 (False, "cuda", 512), (False, "mps", 512)])
 def test_default_size(monkeypatch, quick, device, side):
+    """The library's default never depends on quick mode (the course uses pick(..., quick=64))."""
     monkeypatch.setattr(config, "QUICK", quick)
     assert config.default_size(device) == side
 

@@ -223,7 +223,7 @@ def test_large_exif_rotated_image_keeps_its_orientation_when_downscaled(tmp_path
 def test_image_too_small_for_the_poolings_fails_early_stating_the_minimum(monkeypatch):
     def no_network(*a, **k):
         raise AssertionError("the network was built before the size check")
-    monkeypatch.setattr(nstlib.transfer, "VGGFeatures", no_network)
+    monkeypatch.setattr(nstlib.stage, "VGGFeatures", no_network)
     with pytest.raises(ImageError) as err:  # relu5_1 sits after 4 poolings: 16 px
         nstlib.stylize(torch.rand(3, 40, 30), torch.rand(3, 40, 40), size=8, steps=1, device="cpu")
     assert "at least 16 px" in str(err.value) and "size" in str(err.value)

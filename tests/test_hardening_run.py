@@ -187,7 +187,7 @@ def test_out_of_memory_estimate_scales_with_free_memory():
 def test_cli_reports_out_of_memory_without_a_traceback(monkeypatch, tmp_path, capsys):
     def oom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory")
-    monkeypatch.setattr(nstlib.transfer, "Objective", oom)
+    monkeypatch.setattr(nstlib.stage, "Objective", oom)
     code = cli.main([str(_photo(tmp_path / "c.png")), str(_photo(tmp_path / "s.png")), "--size", "64",
                      "--steps", "2", "--weights", "random", "--device", "cpu", "--quiet"])
     err = capsys.readouterr().err
@@ -230,14 +230,14 @@ def test_cli_output_onto_the_content_image_keeps_it(tmp_path, capsys):
 
 
 def test_cli_checks_the_output_name_before_running(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(nstlib.transfer, "stylize", lambda *a, **k: pytest.fail("ran before checking -o"))
+    monkeypatch.setattr(nstlib.transfer, "run", lambda *a, **k: pytest.fail("ran before checking -o"))
     with pytest.raises(SystemExit) as exit_:
         cli.main(["tower_bridge", "starry_night", "-o", str(tmp_path / "out.gif"), "--quiet"])
     assert exit_.value.code == 2 and ".png" in capsys.readouterr().err
 
 
 def test_cli_keeps_the_result_when_the_output_folder_is_unwritable(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(nstlib.transfer, "stylize", lambda *a, **k: nstlib.Result(
+    monkeypatch.setattr(nstlib.transfer, "run", lambda *a, **k: nstlib.Result(
         image=torch.rand(1, 3, 8, 8), name="fallback.jpg", history=[{"step": 1, "total": 1.0, "seconds": 0.1}],
         best_step=1))
     monkeypatch.chdir(tmp_path)
@@ -250,6 +250,6 @@ def test_cli_keeps_the_result_when_the_output_folder_is_unwritable(monkeypatch, 
 def test_cli_interrupted_before_the_run_exits_cleanly(monkeypatch, capsys):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(nstlib.transfer, "stylize", interrupted)
+    monkeypatch.setattr(nstlib.transfer, "run", interrupted)
     assert cli.main(["tower_bridge", "starry_night", "--quiet"]) == 130
     assert "interrupted" in capsys.readouterr().err

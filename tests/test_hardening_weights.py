@@ -150,7 +150,7 @@ BAD_PARAMS = {  # stylize keyword -> (value, words the ValueError must contain)
 
 @pytest.mark.parametrize("key", list(BAD_PARAMS))
 def test_bad_parameter_raises_value_error_listing_the_choices(key, monkeypatch):
-    monkeypatch.setattr(nstlib.transfer, "load_image", lambda *a, **k: pytest.fail("loaded an image"))
+    monkeypatch.setattr(nstlib.stage, "load_image", lambda *a, **k: pytest.fail("loaded an image"))
     value, words = BAD_PARAMS[key]
     with pytest.raises(ValueError) as err:
         nstlib.stylize("tower_bridge", "starry_night", **{key: value}, weights="random", device="cpu")

@@ -18,7 +18,7 @@ SIZE = 32  # the tiny images' longest side: stylize resizes the content to `size
 #: Shallow layers for the tests about the loop itself (callbacks, snapshots, ...): the shared extractor
 #: stops its forward pass at the deepest layer asked for, so these steps are cheap.
 FAST = dict(content_layers=["relu2_1"], style_layers=["relu1_1", "relu2_1"])
-HISTORY_KEYS = {"step", "total", "content", "style", "tv", "seconds"}
+HISTORY_KEYS = {"step", "total", "content", "style", "tv", "seconds", "content_weight", "style_weight", "tv_weight"}
 
 
 def _in_unit_range(img: torch.Tensor) -> bool:
