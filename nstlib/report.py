@@ -1,6 +1,6 @@
 """What this machine offers the course: device, versions, run mode and where the VGG weights stand.
 
-Notebook 00's setup cell prints :func:`environment_report`; nothing here downloads or builds a model.
+Every notebook's setup cell (:mod:`nstlib.course_setup`) prints :func:`environment_report`; nothing here downloads or builds a model.
 """
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ import torch
 from .config import QUICK, offline, resolve_device
 from .weights import cache_path
 
-__all__ = ["environment_report", "weights_status", "in_colab"]
+__all__ = ["environment_report", "weights_status", "in_colab", "gpu_advice"]
 
 
 def in_colab() -> bool:
     """True inside Google Colab (its ``google.colab`` module is already imported there)."""
     return "google.colab" in sys.modules
+
+
+def gpu_advice() -> str:
+    """How to get a GPU, when the course runs on Colab without one (else ``""``); ends with a newline."""
+    if not in_colab() or torch.cuda.is_available():
+        return ""
+    return ("No GPU in this Colab runtime: choose Runtime > Change runtime type > T4 GPU (any GPU), "
+            "Save, then Runtime > Run all. On the CPU every notebook still runs, more slowly.\n")
 
 
 def weights_status(arch: str = "vgg19") -> str:
