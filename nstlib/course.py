@@ -225,13 +225,16 @@ def lab(notebook: str | Path | None = None, options: Iterable[str] = ()) -> int:
     cmd = [sys.executable, "-m", "jupyterlab", *options]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in cmd:
         cmd.append("--allow-root")
-    if Path.cwd().resolve() in path.resolve().parents:
-        cmd.append(str(path))
-    else:  # outside the current folder: serve the notebook's folder
-        cmd += [f"--ServerApp.root_dir={path.resolve().parent}", path.name]
+    root = Path.cwd().resolve()
+    if root not in path.resolve().parents:  # outside the current folder: serve the notebook's folder
+        root = path.resolve().parent
+        cmd.append(f"--ServerApp.root_dir={root}")
+    # the URL JupyterLab prints and opens is the notebook's (a file argument would only open /lab)
+    cmd.append(f"--LabApp.default_url=/lab/tree/{path.resolve().relative_to(root).as_posix()}")
     sys.stdout.flush()
     if os.name == "posix":
-        os.execv(sys.executable, cmd)
+        os.execv(sys.executable, cmd)  # does not return (but a test may replace it)
+        return 0
     return subprocess.call(cmd)
 
 
@@ -247,12 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
     cl = sub.add_parser("clean", help="strip outputs in place (records NBVAL_CHECK_OUTPUT text in metadata)")
     cl.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.cmd != "lab":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"] and not {"-h", "--help"} & set(argv):  # the rest goes to JupyterLab as is
+        notebook = next((a for a in argv[1:] if a.endswith(".ipynb") and not a.startswith("-")), None)
+        try:
+            return lab(notebook, [a for a in argv[1:] if a is not notebook])
+        except (OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
     try:
-        if args.cmd == "lab":
-            return lab(args.notebook, extra)
         notebooks = find_notebooks(args.paths)
         for path in notebooks:
             nb = read_notebook(path)
