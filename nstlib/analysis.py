@@ -31,13 +31,14 @@ LossFn = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 
 
 def _stats(grad: torch.Tensor, feats: torch.Tensor) -> dict[str, float]:
-    g = grad.detach().double()
+    # float64 sums on the CPU: MPS has no float64
+    g = grad.detach().cpu().double()
     n = g.numel()
     sq = float((g * g).sum())
     l1 = float(g.abs().sum())
-    return {"norm": sq ** 0.5, "density": float((g != 0).double().mean()),
+    return {"norm": sq ** 0.5, "density": int((g != 0).sum()) / n,
             "spread": l1 * l1 / (n * sq) if sq > 0 else 0.0,
-            "feature_rms": float(feats.detach().double().pow(2).mean().sqrt())}
+            "feature_rms": float(feats.detach().cpu().double().pow(2).mean().sqrt())}
 
 
 def gradients(extractor: VGGFeatures, image: torch.Tensor, loss_fn: LossFn,

@@ -37,7 +37,7 @@ YIQ_FROM_RGB = ((0.299, 0.587, 0.114),
 def _apply(matrix: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
     if img.dim() != 4 or img.shape[1] != 3:
         raise ValueError(f"expected an image of shape [B, 3, H, W], got {tuple(img.shape)}")
-    return torch.einsum("ij,bjhw->bihw", matrix.to(img.device, img.dtype), img)
+    return torch.einsum("ij,bjhw->bihw", matrix.to(img.dtype).to(img.device), img)  # cast on the CPU
 
 
 def rgb_to_yiq(img: torch.Tensor) -> torch.Tensor:
@@ -83,10 +83,13 @@ def combine_luminance(luma: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
 
 
 def color_stats(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean colour [3] and colour covariance [3, 3] over all pixels of a [1, 3, H, W] image (float64)."""
+    """Mean colour [3] and colour covariance [3, 3] over all pixels of a [1, 3, H, W] image.
+
+    Computed in float64 on the CPU (MPS has no float64), whatever the image's device.
+    """
     if img.dim() != 4 or img.shape[:2] != (1, 3):
         raise ValueError(f"color_stats takes one image [1, 3, H, W], got {tuple(img.shape)}")
-    x = img.detach().double().reshape(3, -1)
+    x = img.detach().cpu().double().reshape(3, -1)
     mu = x.mean(dim=1)
     d = x - mu[:, None]
     return mu, d @ d.T / x.shape[1]
@@ -108,11 +111,11 @@ def match_color(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5,
     the result is a valid image) moves them slightly when colours leave the gamut.
 
     Returns:
-        [1, 3, H_s, W_s], on the source's device.
+        [1, 3, H_s, W_s], on the source's device (the statistics are computed in float64 on the CPU).
     """
     mu_s, cov_s = color_stats(source)
-    mu_t, cov_t = color_stats(target.to(source.device))
+    mu_t, cov_t = color_stats(target)
     a = _sqrtm(cov_t, 0.5, eps) @ _sqrtm(cov_s, -0.5, eps)
-    x = source.double().reshape(3, -1)
-    out = (a @ (x - mu_s[:, None]) + mu_t[:, None]).reshape(source.shape).to(source.dtype)
+    x = source.cpu().double().reshape(3, -1)
+    out = (a @ (x - mu_s[:, None]) + mu_t[:, None]).reshape(source.shape).to(source.dtype).to(source.device)
     return out.clamp(0, 1) if clamp else out

@@ -7,7 +7,9 @@ Environment variables (read when nstlib is imported, never written):
   library's own defaults (``stylize``'s steps and size) never change with it.
 * ``NSTLIB_OFFLINE=1`` -- when the pretrained VGG weights cannot be had, fall back
   to seeded random weights (with a loud warning) instead of raising.
-* ``NSTLIB_WEIGHTS=/path/to/vgg19.pth`` -- a local weight file to use for ``weights="imagenet"``.
+* ``NSTLIB_WEIGHTS=/path/to/vgg19.pth`` (or ``NSTLIB_WEIGHTS_VGG19``) -- a local VGG19 weight file to use
+  for ``weights="imagenet"``; ``NSTLIB_WEIGHTS_VGG16`` -- the same for VGG16
+  (:func:`nstlib.weights.weights_env`).
 """
 from __future__ import annotations
 

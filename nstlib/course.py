@@ -2,8 +2,17 @@
 
 ::
 
+    python -m nstlib.course lab [NOTEBOOK] [JUPYTER_OPTION ...]    # open the course in JupyterLab
     python -m nstlib.course student OUT_DIR [NOTEBOOK_OR_DIR ...]   # default: notebooks/
     python -m nstlib.course clean [NOTEBOOK_OR_DIR ...]             # in place; default: notebooks/
+    python -m nstlib.course sync-setup [NOTEBOOK_OR_DIR ...]        # in place; default: notebooks/
+
+*Lab*: starts JupyterLab on notebook 00 (or ``NOTEBOOK``) with this Python, adding ``--allow-root``
+when run as root (containers, CI), so the README's first command works as written everywhere.
+
+*Sync-setup*: makes the first code cell of every notebook the shared setup cell rendered from
+:mod:`nstlib.course_setup` (inserting it into a notebook that has none); ``clean`` rewrites an
+existing setup cell too, so the copies never drift from the template.
 
 *Student version*: in every code cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION``
 (nbgrader's markers) become ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the marker's
@@ -20,15 +29,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from .course_setup import is_setup_cell, sync_setup
+
 __all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
            "is_check_output", "expected_output", "ensure_cell_ids", "read_notebook", "write_notebook", "find_notebooks",
-           "main"]
+           "lab", "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
@@ -197,14 +211,53 @@ def find_notebooks(paths: Iterable[str | Path] = ()) -> list[Path]:
     return found
 
 
+def lab(notebook: str | Path | None = None, options: Iterable[str] = ()) -> int:
+    """Start JupyterLab (this Python's) on ``notebook`` (default: notebook 00); returns its exit status.
+
+    Adds ``--allow-root`` when run as root, which Jupyter otherwise refuses. Does not return on POSIX
+    (the process becomes JupyterLab, so Ctrl-C and its shutdown prompt work as usual).
+    """
+    path = Path(notebook) if notebook else find_notebooks()[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook {str(path)!r} does not exist")
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise ValueError('JupyterLab is not installed for this Python; run: pip install -e ".[course]"')
+    cmd = [sys.executable, "-m", "jupyterlab", *options]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in cmd:
+        cmd.append("--allow-root")
+    root = Path.cwd().resolve()
+    if root not in path.resolve().parents:  # outside the current folder: serve the notebook's folder
+        root = path.resolve().parent
+        cmd.append(f"--ServerApp.root_dir={root}")
+    # the URL JupyterLab prints and opens is the notebook's (a file argument would only open /lab)
+    cmd.append(f"--LabApp.default_url=/lab/tree/{path.resolve().relative_to(root).as_posix()}")
+    sys.stdout.flush()
+    if os.name == "posix":
+        os.execv(sys.executable, cmd)  # does not return (but a test may replace it)
+        return 0
+    return subprocess.call(cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstlib.course", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
+    lb = sub.add_parser("lab", help="open the course in JupyterLab (adds --allow-root as root)")
+    lb.add_argument("notebook", nargs="?", help="the notebook to open (default: notebooks/00_...)")
+    sy = sub.add_parser("sync-setup", help="make the shared setup cell the first code cell (in place)")
+    sy.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
     st = sub.add_parser("student", help="write student versions (solutions removed) to OUT_DIR")
     st.add_argument("out_dir")
     st.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
     cl = sub.add_parser("clean", help="strip outputs in place (records NBVAL_CHECK_OUTPUT text in metadata)")
     cl.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"] and not {"-h", "--help"} & set(argv):  # the rest goes to JupyterLab as is
+        notebook = next((a for a in argv[1:] if a.endswith(".ipynb") and not a.startswith("-")), None)
+        try:
+            return lab(notebook, [a for a in argv[1:] if a is not notebook])
+        except (OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     args = parser.parse_args(argv)
     try:
         notebooks = find_notebooks(args.paths)
@@ -217,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                                      "choose another OUT_DIR")
                 write_notebook(student_notebook(nb, path.name), out)
                 print(f"wrote {out}")
+            elif args.cmd == "sync-setup":
+                changed = sync_setup(nb)
+                write_notebook(clean_notebook(nb), path)
+                print(f"{'wrote the setup cell of' if changed else 'setup cell current in'} {path}")
             else:
+                if any(is_setup_cell(c) for c in nb.get("cells", [])):
+                    sync_setup(nb)  # keep the copy current; a notebook without one gets it from sync-setup
                 write_notebook(clean_notebook(nb), path)
                 print(f"cleaned {path}")
     except (OSError, ValueError) as e:

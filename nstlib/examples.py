@@ -18,12 +18,12 @@ _SUFFIXES = (".jpg", ".jpeg", ".png")
 def images_dir() -> Path:
     """The folder holding ``content/``, ``style/`` and ``texture/``.
 
-    ``NSTLIB_IMAGES`` overrides it; otherwise the repository's ``images/`` (editable
-    install) or the copy installed inside the package.
+    ``NSTLIB_IMAGES`` overrides it; otherwise the copy installed inside the package (``nstlib/images``,
+    from a wheel) or, in a clone or an editable install, the repository's ``images/``.
     """
     env = os.environ.get("NSTLIB_IMAGES")
     here = Path(__file__).resolve().parent
-    for cand in ([Path(env)] if env else []) + [here.parent / "images", here / "images"]:
+    for cand in ([Path(env)] if env else []) + [here / "images", here.parent / "images"]:
         if (cand / "content").is_dir():
             return cand
     raise ImageError("the bundled images were not found; install nstlib from a clone of the "

@@ -1,6 +1,6 @@
 """What this machine offers the course: device, versions, run mode and where the VGG weights stand.
 
-Notebook 00's setup cell prints :func:`environment_report`; nothing here downloads or builds a model.
+Every notebook's setup cell (:mod:`nstlib.course_setup`) prints :func:`environment_report`; nothing here downloads or builds a model.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from .config import QUICK, offline, resolve_device
-from .weights import cache_path
+from .weights import cache_path, download_size_mb, weights_env
 
-__all__ = ["environment_report", "weights_status", "in_colab"]
+__all__ = ["environment_report", "weights_status", "in_colab", "gpu_advice"]
 
 
 def in_colab() -> bool:
@@ -22,23 +22,31 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def gpu_advice() -> str:
+    """How to get a GPU, when the course runs on Colab without one (else ``""``); ends with a newline."""
+    if not in_colab() or torch.cuda.is_available():
+        return ""
+    return ("No GPU in this Colab runtime: choose Runtime > Change runtime type > T4 GPU (any GPU), "
+            "Save, then Runtime > Run all. On the CPU every notebook still runs, more slowly.\n")
+
+
 def weights_status(arch: str = "vgg19") -> str:
     """One sentence on whether the pretrained ``arch`` weights are here, and what happens if not.
 
-    Looks at ``$NSTLIB_WEIGHTS`` and torchvision's cache only; it does not try a download.
+    Looks at the network's variable (:func:`nstlib.weights.weights_env`) and torchvision's cache only; it does not try a download.
     """
-    env = os.environ.get("NSTLIB_WEIGHTS")
+    name, env = weights_env(arch)
     if env:
         path = Path(env).expanduser()
-        return (f"pretrained: NSTLIB_WEIGHTS={path}" if path.is_file()
-                else f"NSTLIB_WEIGHTS={path} is not a file: fix the path or unset it")
+        return (f"pretrained: {name}={path}" if path.is_file()
+                else f"{name}={path} is not a file: fix the path or unset it")
     cached = cache_path(arch)
     if cached.is_file():
         return f"pretrained: {arch} weights cached at {cached}"
     if offline():
         return (f"not cached; NSTLIB_OFFLINE=1, so if they cannot be downloaded nstlib uses SEEDED "
                 "RANDOM weights (images then show the algorithm running, not real results)")
-    return (f"not cached yet: the first model you build downloads them (about 550 MB) to {cached}; "
+    return (f"not cached yet: the first model you build downloads them ({download_size_mb(arch):.0f} MB) to {cached}; "
             "without internet that fails with instructions (or set NSTLIB_OFFLINE=1)")
 
 

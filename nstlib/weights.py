@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Mapping, Union
@@ -20,7 +21,7 @@ from .config import offline
 from .errors import WeightsError, WeightsUnavailableError
 
 __all__ = ["WeightsSpec", "RandomWeightsWarning", "resolve_state_dict", "imagenet_url",
-           "cache_path", "conv_indices"]
+           "cache_path", "conv_indices", "weights_env", "download_size_mb", "announce_download"]
 
 WeightsSpec = Union[str, Path, Mapping[str, torch.Tensor], None]
 
@@ -50,6 +51,36 @@ def imagenet_url(arch: str) -> str:
     return enum.IMAGENET1K_V1.url
 
 
+def weights_env(arch: str) -> tuple[str, str | None]:
+    """The environment variable naming a local ImageNet weight file for ``arch``, and its value.
+
+    One variable per network, so a VGG19 file never reaches VGG16: ``NSTLIB_WEIGHTS_VGG16`` for
+    VGG16; ``NSTLIB_WEIGHTS_VGG19`` or (the name the course has always used) ``NSTLIB_WEIGHTS``
+    for VGG19. Returns ``(name, value)``; ``value`` is None when the variable is unset or empty.
+    """
+    names = {"vgg19": ("NSTLIB_WEIGHTS_VGG19", "NSTLIB_WEIGHTS"), "vgg16": ("NSTLIB_WEIGHTS_VGG16",)}[arch]
+    for name in names:
+        if os.environ.get(name, "").strip():
+            return name, os.environ[name].strip()
+    return names[-1] if arch == "vgg19" else names[0], None
+
+
+def download_size_mb(arch: str) -> float:
+    """The size of torchvision's ImageNet weight file for ``arch`` in MB (torchvision's metadata)."""
+    from torchvision.models import VGG16_Weights, VGG19_Weights
+    enum = {"vgg19": VGG19_Weights, "vgg16": VGG16_Weights}[arch]
+    return float(enum.IMAGENET1K_V1.meta.get("_file_size", {"vgg19": 548.051, "vgg16": 527.796}[arch]))
+
+
+def announce_download(arch: str) -> str:
+    """Say, before a download starts, what is fetched, how big it is and where it goes (stderr)."""
+    env, _ = weights_env(arch)
+    text = (f"nstlib: downloading the pretrained {arch.upper()} weights, {download_size_mb(arch):.0f} MB, once, "
+            f"from {imagenet_url(arch)} to {cache_path(arch)} (or set {env}=/path/to/a/copy)")
+    print(text, file=sys.stderr, flush=True)
+    return text
+
+
 def cache_path(arch: str) -> Path:
     """Where torchvision caches the ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<file>``."""
     url = imagenet_url(arch)
@@ -59,7 +90,7 @@ def cache_path(arch: str) -> Path:
 def _fetch_help(arch: str) -> str:
     url, dest = imagenet_url(arch), cache_path(arch)
     return (f"On a machine with internet, download {url} and copy it to {dest} (or anywhere, "
-            f"then set NSTLIB_WEIGHTS=/path/to/{os.path.basename(url)} or pass weights='/path/to/file'). "
+            f"then set {weights_env(arch)[0]}=/path/to/{os.path.basename(url)} or pass weights='/path/to/file'). "
             "To run anyway with random weights (images not meaningful), set NSTLIB_OFFLINE=1.")
 
 
@@ -79,13 +110,13 @@ def resolve_state_dict(arch: str, weights: WeightsSpec) -> tuple[dict[str, torch
     if isinstance(weights, Mapping):
         return check_state(dict(weights), arch, "the given state dict"), "state dict"
     if isinstance(weights, str) and weights == "imagenet":
-        env = os.environ.get("NSTLIB_WEIGHTS")
+        name, env = weights_env(arch)
         if env:
             path = Path(env).expanduser()
             if not path.is_file():
-                raise WeightsError(f"NSTLIB_WEIGHTS names {str(path)!r}, which is not a file; "
+                raise WeightsError(f"{name} names {str(path)!r}, which is not a file; "
                                    "fix the path or unset the variable")
-            return load_file(path, arch), f"file {path} (NSTLIB_WEIGHTS)"
+            return load_file(path, arch), f"file {path} ({name})"
         return _imagenet(arch)
     if isinstance(weights, (str, Path)):
         path = Path(weights).expanduser()
@@ -104,6 +135,7 @@ def _imagenet(arch: str) -> tuple[dict[str, torch.Tensor] | None, str]:
         hash_prefix = re.search(r"-([a-f0-9]*)\.", os.path.basename(url))
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
+            announce_download(arch)
             torch.hub.download_url_to_file(url, str(dest),
                                            hash_prefix.group(1) if hash_prefix else None,
                                            progress=True)
