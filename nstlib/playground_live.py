@@ -37,8 +37,8 @@ def gif_bytes(frames: Sequence[tuple[int, torch.Tensor]], ms_per_frame: int = 12
 def mp4_path(frames: Sequence[tuple[int, torch.Tensor]], path: Path, fps: int = 8) -> Path | None:
     """Write an MP4 of ``frames`` with imageio-ffmpeg if it is installed; None otherwise."""
     try:
-        import imageio_ffmpeg  # noqa: F401
         import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401
         import numpy as np
     except ImportError:
         return None

@@ -43,6 +43,7 @@ class ImagePicker:
         self.dropdown = widgets.Dropdown(options=list(names), description=label, style=LABEL_STYLE,
                                          layout=widgets.Layout(width="290px"))
         self.thumb = image_widget(f"{THUMB_SIDE}px")
+        self.thumb.add_class(f"nstlib-thumb-{label.lower()}")  # for the browser test
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
                                          layout=widgets.Layout(width="110px"))
         self.box = box([self.dropdown, self.thumb, self.upload], width="300px", align_items="flex-start")

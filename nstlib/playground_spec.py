@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .masks import shape_mask
 from .image import load_image
+from .masks import shape_mask
 from .spec import Transfer
 
 __all__ = ["build_spec", "style_options", "SCALES"]

@@ -27,24 +27,28 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
-from .color import PRESERVE_COLOR
-from .config import default_size, resolve_device
-from .engine import OPTIMIZERS, Result
+from .config import resolve_device
+from .engine import Result
 from .examples import examples
 from .image import ImageSource
+from .playground_controls import CONTENT_CHOICES, STYLE_CHOICES, add_controls, layout
 from .playground_extras import BeyondControls
 from .playground_live import Compare, Scrubber
-from .playground_picker import LABEL_STYLE as _W, ImagePicker, box as _box, image_widget
-from .playground_runner import PREVIEW_SIDE, ExtractorCache, PlaygroundRun, default_results_dir
-from .playground_spec import build_spec, SCALES
-from .precision import PRECISIONS
-from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
-from .vgg import ARCHS, POOLINGS, VGGFeatures
+from .playground_picker import LABEL_STYLE as _W
+from .playground_picker import ImagePicker, image_widget
+from .playground_presets import PRESETS, apply_preset
+from .playground_runner import (
+    PREVIEW_SIDE,
+    ExtractorCache,
+    PlaygroundRun,
+    default_results_dir,
+)
+from .playground_spec import build_spec
+from .transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
+from .vgg import ARCHS, VGGFeatures
 
 __all__ = ["Playground", "CONTENT_CHOICES", "STYLE_CHOICES"]
 
-CONTENT_CHOICES = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
-STYLE_CHOICES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _ENDED = {"done": "done", "callback": "stopped", "interrupted": "interrupted", "diverged": "diverged"}
 _SETUP_NEEDED = "this change needs a new setup: press Continue from here (from the current image) or Run"
 
@@ -81,7 +85,8 @@ class Playground(widgets.VBox):
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
         pooling = pooling or (extractor.pooling if extractor is not None else "max")
-        self._cache = ExtractorCache(list(CONTENT_CHOICES + STYLE_CHOICES), weights, dev, extractor=extractor)
+        self._cache = ExtractorCache(list(dict.fromkeys(CONTENT_CHOICES + STYLE_CHOICES)), weights, dev,
+                                     extractor=extractor)
         self.weights_spec, self.device, self.fps = weights, dev, fps
         self.results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
         self.result: Result | None = None
@@ -98,37 +103,9 @@ class Playground(widgets.VBox):
         self.content_picker = ImagePicker("Content", examples("content"), self.set_status)
         self.style_picker = ImagePicker("Style", examples("style") + examples("texture"), self.set_status)
         self.beyond = BeyondControls(arch, examples("style") + examples("texture"))
-        log = dict(base=10, style=_W, readout_format=".2g", continuous_update=True,
-                   layout=widgets.Layout(width="400px"))
-        self.alpha = widgets.FloatLogSlider(value=alpha, min=-4, max=4, description="α content", **log)
-        self.beta = widgets.FloatLogSlider(value=beta, min=-2, max=9, description="β style", **log)
-        self.gamma = widgets.FloatLogSlider(value=gamma, min=-4, max=5, description="γ TV", **log)
-        small = dict(style=_W, layout=widgets.Layout(width="300px"))
-        self.content_layer = widgets.Dropdown(options=list(CONTENT_CHOICES), value="relu4_2",
-                                              description="content layer", **small)
-        self.pooling = widgets.ToggleButtons(options=list(POOLINGS), value=pooling, description="pooling", style=_W)
-        self.optimizer = widgets.ToggleButtons(options=list(OPTIMIZERS), value=optimizer,
-                                               description="optimizer", style=_W)
-        self.init = widgets.Dropdown(options=list(INITS), value="content", description="start from", **small)
-        self.steps = widgets.IntSlider(value=steps or default_steps(optimizer), min=1, max=1000,
-                                       description="steps", continuous_update=False, **small)
-        self.size = widgets.IntSlider(value=size or default_size(dev), min=32, max=1024, step=16,
-                                      description="size (px)", continuous_update=False, **small)
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", **small)
-        self.lr = widgets.BoundedFloatText(value=0.0, min=0.0, max=100.0, step=0.01,
-                                           description="lr (0: default)", **small)
-        self.precision = widgets.Dropdown(options=list(PRECISIONS), value="fp32", description="precision", **small)
-        self.scales = widgets.Dropdown(options=list(SCALES), value="1", description="scales", **small)
-        self.preview = widgets.Checkbox(value=preview, description=f"quick preview ({PREVIEW_SIDE} px first)",
-                                        indent=False)
-        self.preserve_color = widgets.Dropdown(options=["none", *PRESERVE_COLOR], value="none",
-                                               description="keep colours", **small)
-        self.style_scale = widgets.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.05, description="style scale",
-                                               continuous_update=False, **small)
-        self.layer_on = {n: widgets.Checkbox(value=True, description=n, indent=False,
-                                             layout=widgets.Layout(width="90px")) for n in STYLE_CHOICES}
-        self.layer_w = {n: widgets.BoundedFloatText(value=1.0, min=0.0, max=1e6, step=0.1,
-                                                    layout=widgets.Layout(width="80px")) for n in STYLE_CHOICES}
+        add_controls(self, alpha=alpha, beta=beta, gamma=gamma, optimizer=optimizer, pooling=pooling,
+                     steps=steps, size=size, seed=seed, preview=preview, dev=dev)
+        self.preset.observe(self._on_preset, names="value")
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
                                          tooltip="start from the chosen start image (stops a run in progress)")
         self.continue_button = widgets.Button(description="Continue from here", icon="forward",
@@ -146,25 +123,7 @@ class Playground(widgets.VBox):
         self.scrubber = Scrubber(self)
         self.compare = Compare(self)
 
-        result_box = _box([widgets.HTML("<b>Result</b>"), self.image, self.run_info], width="490px")
-        weights = _box([widgets.HTML("<b>weights</b> (live: they act on the running optimization)"),
-                        self.alpha, self.beta, self.gamma, widgets.HTML("style layer weights w<sub>l</sub>")]
-                       + [_box([widgets.Label(n, layout=widgets.Layout(width="70px")), self.layer_w[n]],
-                               vertical=False) for n in STYLE_CHOICES])
-        layers = _box([widgets.HTML("<b>layers</b> (new setup)"), self.content_layer,
-                       widgets.HTML("style layers")] + [self.layer_on[n] for n in STYLE_CHOICES])
-        setup = _box([widgets.HTML("<b>run</b> (new setup)"), self.pooling, self.optimizer, self.init,
-                      self.steps, self.size, self.seed, self.lr, self.precision, self.scales, self.preview,
-                      self.preserve_color, self.style_scale])
-        super().__init__([
-            self.banner,
-            _box([self.content_picker.box, self.style_picker.box, result_box, self.compare.box],
-                 vertical=False, align_items="flex-start"),
-            _box([self.run_button, self.continue_button, self.stop_button, self.save_button,
-                  self.compare.pin_button, self.progress], vertical=False),
-            self.status,
-            _box([weights, layers, setup, self.beyond.box], vertical=False, align_items="flex-start"),
-            self.plot, self.scrubber.box])
+        super().__init__(layout(self))
         for name in ("alpha", "beta", "gamma", "steps", "size", "image", "plot", "status", "run_info",
                      "run_button", "stop_button", "save_button", "continue_button", "progress", "banner"):
             getattr(self, name).add_class(f"nstlib-{name.replace('_', '-')}")  # for the browser test
@@ -321,6 +280,10 @@ class Playground(widgets.VBox):
         return pickers + [self.content_layer, self.pooling, self.optimizer, self.init, self.steps, self.size,
                           self.seed, self.lr, self.precision, self.scales, self.preserve_color, self.style_scale,
                           *self.layer_on.values(), *self.beyond.widgets]
+
+    def _on_preset(self, change: dict) -> None:
+        if change["new"] in PRESETS:
+            self.set_status(f"preset {change['new']}: {apply_preset(self, change['new'])}")
 
     def _on_setup_change(self, change: dict) -> None:
         if self.running:

@@ -149,7 +149,6 @@ def test_warnings_go_to_the_banner_once_not_to_stderr(pg):
 
     def noisy():
         warnings.warn("slider says hello", UserWarning)
-        return None
     with warnings.catch_warnings(record=True) as escaped:
         warnings.simplefilter("always")
         PlaygroundRun(spec, view, live=noisy).execute(pg._cache)
