@@ -4,7 +4,7 @@
 style layer), the layers (checkboxes, the content layer) and the run settings (pooling,
 optimizer, start image, steps, size, seed, lr, precision, scales, the quick preview, keep
 colours, style scale); :func:`layout` places content | style | result (| pinned) in one row, the
-buttons and the status line under them, then the three control groups, the loss plot and the scrubber.
+buttons, the status line, the loss plot and the scrubber under them, then the control groups.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ STYLE_CHOICES = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu4_1
 def add_controls(pg: Any, *, alpha: float, beta: float, gamma: float, optimizer: str, pooling: str,
                  steps: int | None, size: int | None, seed: int, preview: bool, dev: Any) -> None:
     """Make the control widgets as attributes of ``pg`` (``pg.alpha``, ``pg.steps``...)."""
-    log = dict(base=10, style=_W, readout_format=".2g", continuous_update=True,
+    log = dict(base=10, step=0.001, style=_W, readout_format=".3g", continuous_update=True,
                layout=widgets.Layout(width="400px"))
     pg.alpha = widgets.FloatLogSlider(value=alpha, min=-4, max=4, description="α content", **log)
     pg.beta = widgets.FloatLogSlider(value=beta, min=-2, max=9, description="β style", **log)
@@ -74,12 +74,12 @@ def layout(pg: Any) -> list:
     weights = _box([widgets.HTML("<b>weights</b> (live: they act on the running optimization)"),
                     pg.preset, pg.alpha, pg.beta, pg.gamma, widgets.HTML("style layer weights w<sub>l</sub>")]
                    + [_box([widgets.Label(n, layout=widgets.Layout(width="70px")), pg.layer_w[n]],
-                           vertical=False) for n in STYLE_CHOICES])
+                           vertical=False) for n in STYLE_CHOICES], width="420px", min_width="420px")
     layers = _box([widgets.HTML("<b>layers</b> (new setup)"), pg.content_layer,
-                   widgets.HTML("style layers")] + [pg.layer_on[n] for n in STYLE_CHOICES])
+                   widgets.HTML("style layers")] + [pg.layer_on[n] for n in STYLE_CHOICES], width="170px", min_width="170px")
     setup = _box([widgets.HTML("<b>run</b> (new setup)"), pg.pooling, pg.optimizer, pg.init,
                   pg.steps, pg.size, pg.seed, pg.lr, pg.precision, pg.scales, pg.preview,
-                  pg.preserve_color, pg.style_scale])
+                  pg.preserve_color, pg.style_scale], width="320px", min_width="320px")
     return [
         pg.banner,
         _box([pg.content_picker.box, pg.style_picker.box, result_box, pg.compare.box],

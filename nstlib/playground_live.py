@@ -126,7 +126,8 @@ class Compare:
     def __init__(self, pg: Any) -> None:
         self.pg = pg
         self.pinned: Any = None
-        self.pin_button = widgets.Button(description="Pin for compare", icon="thumb-tack")
+        self.pin_button = widgets.Button(description="Pin for compare", icon="thumb-tack",
+                                         layout=widgets.Layout(width="170px"))
         self.pin_button.on_click(lambda b: self.pin())
         self.image = image_widget("360px")
         self.info = widgets.HTML("<small>pin a result, change the settings, run again: the two are shown "

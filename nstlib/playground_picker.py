@@ -40,13 +40,15 @@ class ImagePicker:
     def __init__(self, label: str, names: list[str], status: Any) -> None:
         self.label, self.status = label, status
         self.sources: dict[str, tuple[ImageSource, str]] = {n: (n, n) for n in names}
-        self.dropdown = widgets.Dropdown(options=list(names), description=label, style=LABEL_STYLE,
-                                         layout=widgets.Layout(width="290px"))
+        self.dropdown = widgets.Dropdown(options=list(names), description=label,
+                                         style={"description_width": "55px"},
+                                         layout=widgets.Layout(width=f"{THUMB_SIDE + 10}px"))
         self.thumb = image_widget(f"{THUMB_SIDE}px")
         self.thumb.add_class(f"nstlib-thumb-{label.lower()}")  # for the browser test
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
                                          layout=widgets.Layout(width="110px"))
-        self.box = box([self.dropdown, self.thumb, self.upload], width="300px", align_items="flex-start")
+        self.box = box([self.dropdown, self.thumb, self.upload], width=f"{THUMB_SIDE + 20}px",
+                       align_items="flex-start")
         self.upload_dir: Path | None = None
         self.dropdown.observe(lambda ch: self.refresh(), names="value")
         self.upload.observe(self._on_upload, names="value")

@@ -49,6 +49,7 @@ from .vgg import ARCHS, VGGFeatures
 
 __all__ = ["Playground", "CONTENT_CHOICES", "STYLE_CHOICES"]
 
+SNAP = 0.005  # live_weights: a slider closer than 0.5 % to the weight in force has not moved
 _ENDED = {"done": "done", "callback": "stopped", "interrupted": "interrupted", "diverged": "diverged"}
 _SETUP_NEEDED = "this change needs a new setup: press Continue from here (from the current image) or Run"
 
@@ -109,7 +110,7 @@ class Playground(widgets.VBox):
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
                                          tooltip="start from the chosen start image (stops a run in progress)")
         self.continue_button = widgets.Button(description="Continue from here", icon="forward",
-                                              layout=widgets.Layout(width="170px"),
+                                              layout=widgets.Layout(width="190px"),
                                               tooltip="restart with the current settings from the current image")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.save_button = widgets.Button(description="Save", icon="save", disabled=True)
@@ -164,11 +165,20 @@ class Playground(widgets.VBox):
         return build_spec(self.params, weights=self.weights_spec, device=self.device, init=init)
 
     def live_weights(self) -> dict:
-        """The weights the sliders show now, for the running spec's style layers (the engine's controls)."""
-        layers = self._run.spec.style_layers if self._run is not None else ()
-        return dict(content_weight=float(self.alpha.value), style_weight=float(self.beta.value),
-                    tv_weight=float(self.gamma.value),
-                    style_layer_weights={n: float(self.layer_w[n].value) for n in layers if n in self.layer_w})
+        """The weights the sliders show now, for the running spec's style layers (the engine's
+        controls). A slider within :data:`SNAP` (relative) of the weight in force counts as
+        unmoved: the browser snaps a log slider's value to its step (44 -> 43.95) when it draws it."""
+        run = self._run
+        now = run.weights if run is not None else {}
+        keep = lambda key, v: now[key] if key in now and abs(v - now[key]) <= SNAP * now[key] else v  # noqa: E731
+        layers = run.spec.style_layers if run is not None else ()
+        old = (now.get("style_layer_weights") or {}) if run is not None else {}
+        return dict(content_weight=keep("content_weight", float(self.alpha.value)),
+                    style_weight=keep("style_weight", float(self.beta.value)),
+                    tv_weight=keep("tv_weight", float(self.gamma.value)),
+                    style_layer_weights={n: old.get(n, 1.0) if abs(float(self.layer_w[n].value) - old.get(n, 1.0))
+                                         <= SNAP * old.get(n, 1.0) else float(self.layer_w[n].value)
+                                         for n in layers if n in self.layer_w})
 
     # --- actions -----------------------------------------------------------------------------
     def run(self, wait: bool = False, init: Any = None) -> Result | None:

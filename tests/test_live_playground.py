@@ -201,3 +201,20 @@ def test_every_option_of_the_spec_is_reachable(pg):
     pg.precision.value, pg.beyond.arch.value, pg.pooling.value, pg.size.value = "fp32", "vgg19", "max", 64
     res = pg.run(wait=True)
     assert res.spec.scales == 2
+
+
+def test_presets_set_the_controls_and_name_their_sources(pg):
+    from nstlib.playground_presets import PRESETS, apply_preset
+    pg.preset.value = "PyTorch tutorial"
+    p = pg.params
+    assert p["beta"] == 1e6 and p["content_layer"] == "relu2_2"
+    assert p["style_layers"] == ["relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1"]
+    assert "conv_4" in PRESETS["PyTorch tutorial"][0] and "conv_4" in pg.status.value
+    pg.preset.value = "Gatys et al. (the paper)"
+    p = pg.params
+    assert (p["pooling"], p["init"], p["optimizer"]) == ("avg", "noise", "lbfgs")
+    assert p["style_layers"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    pg.preset.value = "d2l (Dive into Deep Learning)"
+    assert (pg.params["optimizer"], pg.params["gamma"]) == ("adam", 44.0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        apply_preset(pg, "Picasso")
