@@ -69,6 +69,8 @@ def main() -> None:
     a = ap.parse_args()
     ext = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
     pg = Playground("tower_bridge", "starry_night", steps=300, size=a.size, extractor=ext, weights="random")
+    cold = first_frame(pg, True)  # the first run in a process also pays one-off costs (imports, caches)
+    print(f"playground Run -> first frame, first run in the process (cold), {a.size} px, preview on: {cold:.2f} s")
     for preview in (True, False):
         t = [first_frame(pg, preview) for _ in range(a.repeats)]
         print(f"playground Run -> first frame, {a.size} px, preview {'on' if preview else 'off'}: "

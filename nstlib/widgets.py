@@ -166,19 +166,16 @@ class Playground(widgets.VBox):
 
     def live_weights(self) -> dict:
         """The weights the sliders show now, for the running spec's style layers (the engine's
-        controls). A slider within :data:`SNAP` (relative) of the weight in force counts as
+        controls). A log slider within :data:`SNAP` (relative) of the weight in force counts as
         unmoved: the browser snaps a log slider's value to its step (44 -> 43.95) when it draws it."""
         run = self._run
         now = run.weights if run is not None else {}
         keep = lambda key, v: now[key] if key in now and abs(v - now[key]) <= SNAP * now[key] else v  # noqa: E731
         layers = run.spec.style_layers if run is not None else ()
-        old = (now.get("style_layer_weights") or {}) if run is not None else {}
         return dict(content_weight=keep("content_weight", float(self.alpha.value)),
                     style_weight=keep("style_weight", float(self.beta.value)),
                     tv_weight=keep("tv_weight", float(self.gamma.value)),
-                    style_layer_weights={n: old.get(n, 1.0) if abs(float(self.layer_w[n].value) - old.get(n, 1.0))
-                                         <= SNAP * old.get(n, 1.0) else float(self.layer_w[n].value)
-                                         for n in layers if n in self.layer_w})
+                    style_layer_weights={n: float(self.layer_w[n].value) for n in layers if n in self.layer_w})
 
     # --- actions -----------------------------------------------------------------------------
     def run(self, wait: bool = False, init: Any = None) -> Result | None:
