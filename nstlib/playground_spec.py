@@ -1,13 +1,16 @@
 """The playground's controls as one :class:`nstlib.Transfer` (:func:`build_spec`)."""
 from __future__ import annotations
 
+import html
 from typing import Any
+
+import torch
 
 from .image import load_image
 from .masks import shape_mask
 from .spec import Transfer
 
-__all__ = ["build_spec", "style_options", "SCALES"]
+__all__ = ["build_spec", "style_options", "describe_run", "banner_html", "SCALES"]
 
 #: the *scales* choices: "1" = one size; "2", "3" = coarse to fine over 2 or 3 octaves
 SCALES = ("1", "2", "3")
@@ -43,3 +46,22 @@ def build_spec(p: dict, weights: Any, device: Any, init: Any = None) -> Transfer
                     scales=scales if scales > 1 else None, seed=int(p["seed"]),
                     every=max(1, steps // 100), device=device, preserve_color=p.get("preserve_color"),
                     style_scale=float(p.get("style_scale", 1.0)), **style_options(p, shape))
+
+
+def describe_run(spec: Transfer, steps: int, init: Any) -> str:
+    """The line above the result: the settings of the run in progress."""
+    start = "the current image" if isinstance(init, torch.Tensor) else spec.init
+    return (f"this run: {len(spec.style_layers)} style layers, content {', '.join(spec.content_layers)}, "
+            f"{spec.pooling} pooling, {spec.optimizer}, {steps} steps, {spec.size} px, {spec.arch}, "
+            f"{spec.precision}, from {start}" + (f", scales {spec.scales}" if spec.scales else ""))
+
+
+def banner_html(ext: Any, warnings: list[str]) -> str:
+    """The banner: the random-weights notice (for an untrained ``ext``) and each warning once."""
+    parts = []
+    if ext is not None and not ext.pretrained:
+        parts.append(f"&#9888; RANDOM WEIGHTS ({html.escape(str(ext.weights_source))}): these images are "
+                     "NOT style-transfer results.")
+    parts += [f"<small>{html.escape(w)}</small>" for w in warnings if "RandomWeights" not in w]
+    return ('<div style="border:2px solid #c00;background:#fee;color:#900;padding:4px;font-weight:bold">'
+            + "<br>".join(parts) + "</div>") if parts else ""

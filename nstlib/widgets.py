@@ -43,7 +43,7 @@ from .playground_runner import (
     PlaygroundRun,
     default_results_dir,
 )
-from .playground_spec import build_spec
+from .playground_spec import banner_html, build_spec, describe_run
 from .transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
 from .vgg import ARCHS, VGGFeatures
 
@@ -208,7 +208,7 @@ class Playground(widgets.VBox):
             self._run = PlaygroundRun(spec, self, live=self.live_weights, names=names, fps=self.fps,
                                       preview_side=PREVIEW_SIDE if self.preview.value else None)
             self._busy, self.error = True, None
-            self.run_info.value = "<small>" + html.escape(self._describe(spec, init)) + "</small>"
+            self.run_info.value = "<small>" + html.escape(describe_run(spec, self._run.steps, init)) + "</small>"
             self.progress.value, self.progress.max = 0, self._run.steps
             self._set_running(True)
             if not wait:
@@ -296,21 +296,8 @@ class Playground(widgets.VBox):
         if self.running:
             self.set_status(_SETUP_NEEDED)
 
-    def _describe(self, spec: Any, init: Any) -> str:
-        start = "the current image" if isinstance(init, torch.Tensor) else spec.init
-        return (f"this run: {len(spec.style_layers)} style layers, content {', '.join(spec.content_layers)}, "
-                f"{spec.pooling} pooling, {spec.optimizer}, {self._run.steps} steps, {spec.size} px, {spec.arch}, "
-                f"{spec.precision}, from {start}" + (f", scales {spec.scales}" if spec.scales else ""))
-
     def _show_banner(self) -> None:
-        ext = self._cache.ext
-        parts = []
-        if ext is not None and not ext.pretrained:
-            parts.append(f"&#9888; RANDOM WEIGHTS ({html.escape(str(ext.weights_source))}): these images are "
-                         "NOT style-transfer results.")
-        parts += [f"<small>{html.escape(w)}</small>" for w in self._warnings if "RandomWeights" not in w]
-        self.banner.value = ('<div style="border:2px solid #c00;background:#fee;color:#900;padding:4px;'
-                             'font-weight:bold">' + "<br>".join(parts) + "</div>") if parts else ""
+        self.banner.value = banner_html(self._cache.ext, self._warnings)
 
     def _set_running(self, on: bool) -> None:
         self.stop_button.disabled = not on
