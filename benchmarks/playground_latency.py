@@ -38,7 +38,9 @@ def first_frame(pg: Playground, preview: bool) -> float:
 
 
 def slider_latency(pg: Playground) -> tuple[float, float]:
-    """Seconds from a beta move during a run to (the first step under it, the next frame after it)."""
+    """Seconds from a beta move during a run to (the first callback whose step ran under it, the next
+    frame shown after it). The engine applies it at its next step; the callback (which records the
+    history the view sees) comes every ``steps // 100`` steps."""
     pg.preview.value = False
     shown = []
     frame = pg.show_frame
@@ -76,7 +78,7 @@ def main() -> None:
         print(f"playground Run -> first frame, {a.size} px, preview {'on' if preview else 'off'}: "
               f"{statistics.median(t):.2f} s (runs: {', '.join(f'{x:.2f}' for x in t)})")
     lat = [slider_latency(pg) for _ in range(a.repeats)]
-    print(f"playground beta move -> first step under it: {statistics.median(x for x, _ in lat):.2f} s; "
+    print(f"playground beta move -> first reported step under it: {statistics.median(x for x, _ in lat):.2f} s; "
           f"-> next frame shown: {statistics.median(y for _, y in lat):.2f} s ({a.size} px, lbfgs, "
           f"{pg.steps.value} steps, a frame every {max(1, pg.steps.value // 100)} steps)")
 
