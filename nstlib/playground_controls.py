@@ -76,7 +76,8 @@ def layout(pg: Any) -> list:
                    + [_box([widgets.Label(n, layout=widgets.Layout(width="70px")), pg.layer_w[n]],
                            vertical=False) for n in STYLE_CHOICES], width="420px", min_width="420px")
     layers = _box([widgets.HTML("<b>layers</b> (new setup)"), pg.content_layer,
-                   widgets.HTML("style layers")] + [pg.layer_on[n] for n in STYLE_CHOICES], width="170px", min_width="170px")
+                   widgets.HTML("style layers")] + [pg.layer_on[n] for n in STYLE_CHOICES],
+                  width="170px", min_width="170px")
     setup = _box([widgets.HTML("<b>run</b> (new setup)"), pg.pooling, pg.optimizer, pg.init,
                   pg.steps, pg.size, pg.seed, pg.lr, pg.precision, pg.scales, pg.preview,
                   pg.preserve_color, pg.style_scale], width="320px", min_width="320px")
@@ -86,6 +87,6 @@ def layout(pg: Any) -> list:
              vertical=False, align_items="flex-start"),
         _box([pg.run_button, pg.continue_button, pg.stop_button, pg.save_button,
               pg.compare.pin_button, pg.progress], vertical=False),
-        pg.status,
-        _box([weights, layers, setup, pg.beyond.box], vertical=False, align_items="flex-start"),
-        pg.plot, pg.scrubber.box]
+        pg.status, pg.plot, pg.scrubber.box,
+        _box([weights, layers, setup, pg.beyond.box], vertical=False, align_items="flex-start",
+             flex_flow="row wrap")]
