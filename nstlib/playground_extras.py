@@ -37,6 +37,7 @@ class BeyondControls:
                                      **small)
         self.box = box([widgets.HTML("<b>beyond the paper</b> (notebook 06)"), self.arch, self.style2,
                         self.mode, self.blend, self.mask])
+        self.widgets = [self.arch, self.style2, self.mode, self.blend, self.mask]  # all need a new setup
 
     @property
     def params(self) -> dict[str, Any]:

@@ -1,34 +1,47 @@
-"""The engine room of :class:`nstlib.widgets.Playground`: one run, its live view, and helpers.
+"""The engine room of :class:`nstlib.widgets.Playground`: one live run, its view, and helpers.
 
 Nothing here imports ipywidgets, so it is tested without a browser. A :class:`PlaygroundRun`
-calls :func:`nstlib.stylize` with a shared extractor and a callback that
+runs one :class:`nstlib.Transfer` with :func:`nstlib.run` and
 
-* checks the stop flag (Stop ends the run at the next callback; the best image is kept),
-* pushes a PNG of the current image to the view at most ``fps`` times a second,
-* redraws the loss plot at most once a second, moves the progress bar,
-* adds a thumbnail to the snapshot strip every ``steps / strip`` steps.
+* **live weights**: ``controls(step)`` (polled by the engine at the top of every step) returns
+  the weights the view shows *now* (``live()``), so alpha, beta, gamma and the per-layer style
+  weights moved during a run take effect at the next step; every change is recorded in
+  :attr:`PlaygroundRun.changes` (the loss plot marks them);
+* **progressive preview**: with ``preview_side`` set and a larger image, the first
+  ``preview_steps`` steps run at ``preview_side`` px (the first frame in well under a second on a
+  CPU), then the run continues at full size from the preview image (coarse to fine);
+* pushes a PNG of the current image at most ``fps`` times a second (the first at once), redraws
+  the loss plot at most once a second, moves the progress bar; Stop ends it at the next step
+  (the best image so far is kept);
+* collects the run's warnings (``RandomWeightsWarning``...) and hands each one to the view once
+  (``view.warn``) instead of letting them reach stderr under the widget.
 
 The view is any object with the methods of :class:`View` (the Playground's widgets).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
 
 from .engine import Result
-from .image import load_image, resize, to_pil
-from .masks import shape_mask
-from .transfer import format_name, option_tags, stylize
+from .image import resize, to_pil
+from .spec import Transfer, format_name, option_tags
+from .transfer import run
 from .vgg import VGGFeatures
 
-__all__ = ["png_bytes", "loss_plot_png", "uploaded_files", "PlaygroundRun", "ExtractorCache", "View"]
+__all__ = ["png_bytes", "loss_plot_png", "uploaded_files", "PlaygroundRun", "ExtractorCache", "View",
+           "LIVE_KEYS", "PREVIEW_SIDE", "PREVIEW_STEPS"]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+LIVE_KEYS = ("content_weight", "style_weight", "tv_weight", "style_layer_weights")
+PREVIEW_SIDE, PREVIEW_STEPS = 64, 10  # the quick first frames: 64 px for 10 steps
 
 
 class View(Protocol):
@@ -37,8 +50,8 @@ class View(Protocol):
     def show_frame(self, png: bytes) -> None: ...
     def show_plot(self, png: bytes) -> None: ...
     def show_progress(self, step: int, steps: int) -> None: ...
-    def add_snapshot(self, step: int, png: bytes) -> None: ...
     def set_status(self, text: str, error: bool = False) -> None: ...
+    def warn(self, text: str) -> None: ...
 
 
 def png_bytes(img: torch.Tensor, max_side: int | None = None) -> bytes:
@@ -50,18 +63,20 @@ def png_bytes(img: torch.Tensor, max_side: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def loss_plot_png(history: list[dict], title: str = "") -> bytes:
-    """PNG of the unweighted content, style and TV losses against step (no pyplot: thread-safe)."""
+def loss_plot_png(history: list[dict], marks: list[tuple[int, str]] = (), title: str = "") -> bytes:
+    """PNG of the loss curves (weighted terms and total | unweighted terms) against step, with
+    the weight changes ``marks`` ``[(step, label)]`` drawn as vertical lines. No pyplot: thread-safe."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from .plot import plot_history
-    fig = Figure(figsize=(4.2, 2.8), dpi=80)
+    fig = Figure(figsize=(7.6, 2.9), dpi=80)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    keys = tuple(k for k in ("content", "style", "tv") if any(h[k] > 0 for h in history)) or ("total",)
-    plot_history({"": history}, keys=keys, ax=ax)
-    ax.set_title(title or "losses (unweighted)", fontsize=9)
+    weighted, raw = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    plot_history({"": history}, keys=("total", "α·content", "β·style", "γ·tv"), ax=weighted, marks=marks)
+    plot_history({"": history}, keys=("content", "style", "tv"), ax=raw, marks=marks)
+    weighted.set_title(title or "weighted (what is minimized)", fontsize=9)
+    raw.set_title("unweighted terms", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -88,7 +103,7 @@ def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
 
 
 class ExtractorCache:
-    """One :class:`VGGFeatures`, rebuilt only when the architecture or the pooling changes."""
+    """One :class:`VGGFeatures`, rebuilt only when the architecture, pooling or precision changes."""
 
     def __init__(self, layers: list[str], weights: Any, device: torch.device, seed: int = 0,
                  extractor: VGGFeatures | None = None) -> None:
@@ -96,103 +111,137 @@ class ExtractorCache:
         self.ext = extractor
         self.builds = 0  # how many extractors this cache has built (tests check the reuse)
 
-    def get(self, arch: str, pooling: str) -> VGGFeatures:
+    def get(self, arch: str, pooling: str, precision: str = "fp32") -> VGGFeatures:
         ext = self.ext
-        if ext is None or ext.arch != arch or ext.pooling != pooling:
+        if ext is None or ext.arch != arch or ext.pooling != pooling or \
+                getattr(ext, "precision", "fp32") != precision:
             self.ext = None  # free the old network before building the new one
             seed = ext.seed if ext is not None else self.seed
             ext = VGGFeatures(arch, self.layers, pooling=pooling, weights=self.weights,
-                              device=self.device, seed=seed)
+                              device=self.device, seed=seed, precision=precision)
             self.ext = ext
             self.builds += 1
         return ext
 
 
-class PlaygroundRun:
-    """One optimization with frozen parameters ``params`` (a dict, see ``Playground.params``).
+def weight_label(old: dict, new: dict) -> str:
+    """``"β→1e+05"``: what changed between two weight dicts (for the plot's marks)."""
+    sym = {"content_weight": "α", "style_weight": "β", "tv_weight": "γ", "style_layer_weights": "w_l"}
+    parts = [f"{sym[k]}→{new[k]:.2g}" if k != "style_layer_weights" else "w_l"
+             for k in LIVE_KEYS if new.get(k) is not None and new.get(k) != old.get(k)]
+    return ", ".join(parts)
 
-    ``stop`` (a :class:`threading.Event`) ends it at the next callback. The parameters are copied
-    when the run is made: widgets moved during the run affect only the next run.
+
+class PlaygroundRun:
+    """One run of ``spec`` (a :class:`nstlib.Transfer`) shown on ``view``.
+
+    ``live()`` returns the weights in force now (keys :data:`LIVE_KEYS`; None: the spec's);
+    ``names`` = (content name, style name) for the result's file name; ``stop`` (an Event) ends
+    the run at the next step. :attr:`current` is the latest image (for "continue from here").
     """
 
-    def __init__(self, params: dict, view: View, fps: float = 4.0, plot_every_s: float = 1.0,
-                 strip: int = 8, clock: Callable[[], float] = time.monotonic) -> None:
-        self.params = dict(params)
-        self.clock = clock
-        self.view = view
+    def __init__(self, spec: Transfer, view: View, live: Callable[[], dict | None] | None = None,
+                 names: tuple[str, str] = ("content", "style"), fps: float = 4.0,
+                 plot_every_s: float = 1.0, preview_side: int | None = None,
+                 preview_steps: int = PREVIEW_STEPS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec, self.view, self.live, self.names, self.clock = spec, view, live, names, clock
         self.stop = threading.Event()
-        self.frame_interval = 1.0 / fps
-        self.plot_interval = plot_every_s
-        self.history: list[dict] = []
+        self.frame_interval, self.plot_interval = 1.0 / fps, plot_every_s
+        self.preview_side, self.preview_steps = preview_side, preview_steps
+        self.steps = int(spec.resolved().steps if spec.scales is None else sum(spec.resolved().steps))
+        self.weights: dict = spec.loss_weights()
+        self.history: list[dict] = []  # the full-size stage's steps as the callback saw them
+        self.changes: list[tuple[int, str]] = []  # (step, "β→1e+05"): weight changes during the run
+        self.current: torch.Tensor | None = None
         self.frames = 0  # PNG frames pushed to the view
-        steps = int(self.params["steps"])
-        self.every = max(1, steps // 100)  # callback period (also the engine's snapshot period)
-        self.strip_every = max(self.every, -(-steps // strip))
+        self.first_frame_s: float | None = None  # seconds from execute() to the first frame
+        self.stage = "full"
+        self._t0 = clock()
         self._last_frame = self._last_plot = -1e9
-        self._next_strip = self.strip_every
+
+    def controls(self, step: int) -> dict | None:
+        """The engine's live-weights hook: the view's weights now; records each change."""
+        new = self.live() if self.live is not None else None
+        if not new:
+            return None
+        new = {k: v for k, v in new.items() if v is not None}
+        if any(new.get(k) != self.weights.get(k) for k in new):
+            if self.stage == "full":
+                self.changes.append((step, weight_label(self.weights, new)))
+            self.weights = {**self.weights, **new}
+        return new
 
     def callback(self, step: int, image: torch.Tensor, losses: dict) -> bool:
-        """The engine's callback: returns False (stop) once :attr:`stop` is set."""
+        """The engine's callback: show the step; returns False (stop) once :attr:`stop` is set."""
         if self.stop.is_set():
             return False
-        steps = int(self.params["steps"])
-        self.history.append({"step": step, **{k: float(losses.get(k, 0.0))
-                                               for k in ("total", "content", "style", "tv")}})
-        self.view.show_progress(step, steps)
+        self.current = image
+        w = self.weights
+        if self.stage == "full":
+            self.history.append({"step": step, **{k: float(losses.get(k, 0.0)) for k in ("total", "content",
+                                 "style", "tv")}, **{k: w[k] for k in LIVE_KEYS[:3]}})
+            self.view.show_progress(step, self.steps)
         now = self.clock()
-        if now - self._last_frame >= self.frame_interval:
+        if now - self._last_frame >= self.frame_interval or self.frames == 0:
             self._last_frame = now
             self.view.show_frame(png_bytes(image))
+            if self.frames == 0:
+                self.first_frame_s = now - self._t0
             self.frames += 1
-        if now - self._last_plot >= self.plot_interval:
+        if self.stage == "full" and now - self._last_plot >= self.plot_interval:
             self._last_plot = now
-            self.view.show_plot(loss_plot_png(self.history))
-        if step >= self._next_strip and step < steps:
-            self._next_strip += self.strip_every
-            self.view.add_snapshot(step, png_bytes(image, max_side=96))
-        self.view.set_status(f"step {step}/{steps}: total loss {losses['total']:.4g}")
+            self.view.show_plot(loss_plot_png(self.history, self.changes))
+        where = f"preview at {self.preview_side} px, step {step}" if self.stage == "preview" else \
+            f"step {step}/{self.steps}"
+        self.view.set_status(f"{where}: total loss {losses['total']:.4g} (α={w['content_weight']:.3g}, "
+                             f"β={w['style_weight']:.3g}, γ={w['tv_weight']:.3g})")
         return not self.stop.is_set()
 
     def execute(self, cache: ExtractorCache) -> Result | None:
-        """Run to the end (or until stopped); returns the Result (None if stopped before it began)."""
-        p = self.params
-        self.view.set_status(f"preparing the VGG network ({p['arch']}, {p['pooling']} pooling)...")
-        ext = cache.get(p["arch"], p["pooling"])
+        """Run to the end (or until stopped); returns the Result (None if stopped before it began).
+        Warnings raised meanwhile go to ``view.warn`` (once each), not to stderr."""
+        self._t0 = self.clock()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                return self._execute(cache)
+            finally:
+                for text in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                    self.view.warn(text)
+
+    def _execute(self, cache: ExtractorCache) -> Result | None:
+        spec = self.spec
+        self.view.set_status(f"preparing the VGG network ({spec.arch}, {spec.pooling} pooling)...")
+        ext = cache.get(spec.arch, spec.pooling, spec.precision)
         if self.stop.is_set():
             self.view.set_status("stopped before the run began")
             return None
+        side = spec.resolved().size
+        if self.preview_side and spec.scales is None and isinstance(side, int) and side > self.preview_side:
+            self.stage = "preview"
+            first = run(dataclasses.replace(spec, size=self.preview_side, every=1,
+                                            steps=min(self.preview_steps, self.steps)),
+                        extractor=ext, callback=self.callback, controls=self.controls)
+            if first.stopped != "done" or self.stop.is_set():
+                return self._finish(first)
+            spec = dataclasses.replace(spec, init=first.image)  # coarse to fine: continue at full size
+        self.stage = "full"
         self.view.set_status("computing the targets...")
-        content = load_image(p["content"], size=int(p["size"]), device="cpu")  # loaded once; sizes the mask
-        result = stylize(content, content_weight=p["alpha"], style_weight=p["beta"],
-                         tv_weight=p["gamma"], content_layers=[p["content_layer"]],
-                         style_layers=p["style_layers"], style_layer_weights=p["style_layer_weights"],
-                         optimizer=p["optimizer"], steps=int(p["steps"]), init=p["init"],
-                         extractor=ext, size=int(p["size"]), seed=int(p["seed"]),
-                         callback=self.callback, every=self.every, preserve_color=p.get("preserve_color"),
-                         style_scale=float(p.get("style_scale", 1.0)),
-                         **stylize_options(p, tuple(content.shape[-2:])))
-        style_name = p["style_name"] + (f"+{p['style2']}" if p.get("style2") else "")
-        result.name = format_name(p["content_name"], style_name, p["optimizer"], p["alpha"],
-                                  p["beta"], p["gamma"], result.params["size"],
-                                  tags=option_tags(result.params))
-        result.params.update(content_name=p["content_name"], style_name=p["style_name"])
+        return self._finish(run(spec, extractor=ext, callback=self.callback, controls=self.controls))
+
+    def _finish(self, result: Result) -> Result:
+        style = self.names[1] + "".join(f"+{s}" for s in self.names[2:])
+        p = result.params
+        p.update((k, self.weights[k]) for k in LIVE_KEYS[:3])  # the weights in force at the end
+        result.name = format_name(self.names[0], style, p["optimizer"], p["content_weight"],
+                                  p["style_weight"], p["tv_weight"], p["size"], tags=option_tags(p))
+        p.update(content_name=self.names[0], style_name=self.names[1])
         if result.history:  # the final view: the best image, the whole loss curve
             self.view.show_frame(png_bytes(result.image))
-            self.view.show_plot(loss_plot_png(result.history))
-            self.view.show_progress(len(result.history), int(p["steps"]))
+            self.view.show_plot(loss_plot_png(result.history, self.changes if self.stage == "full" else []))
+            self.view.show_progress(len(result.history), self.steps)
             self.frames += 1
         return result
-
-
-def stylize_options(p: dict, content_shape: tuple[int, int]) -> dict[str, Any]:
-    """The :func:`nstlib.stylize` arguments for the style(s) and mask of a playground run ``p``."""
-    style2, mask = p.get("style2"), shape_mask(p.get("mask_shape", "none"), *content_shape)
-    if style2 is not None and p.get("style2_mode") == "outside" and mask is None:
-        raise ValueError(f"the second style ({style2}) goes outside the mask, and no mask is chosen: "
-                         "pick a shape under 'style inside', or use the second style to blend")
-    if style2 is not None and p.get("style2_mode") == "blend":
-        return dict(style=[p["style"], style2], style_blend=[p["blend"], 1.0 - p["blend"]], mask=mask)
-    return dict(style=p["style"], mask=mask, style_outside=style2)
 
 
 def default_results_dir() -> Path:

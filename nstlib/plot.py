@@ -55,13 +55,32 @@ def show(*imgs: Any, titles: Sequence[str] | None = None, ncols: int | None = No
     return fig
 
 
+#: derived curves: the weighted terms, from the weights in force recorded in each history entry
+WEIGHTED = {"α·content": ("content_weight", "content"), "β·style": ("style_weight", "style"),
+            "γ·tv": ("tv_weight", "tv")}
+
+
+def _curve(hist: Sequence[Mapping], key: str) -> list[float]:
+    if key in WEIGHTED:
+        w, term = WEIGHTED[key]
+        return [float(h.get(w, 1.0)) * float(h[term]) for h in hist]
+    return [float(h[key]) for h in hist]
+
+
 def plot_history(results: Mapping[str, Any] | Any, x: str = "step", keys: Sequence[str] = ("total",),
-                 ax=None, logy: bool = True):
-    """Plot loss curves of one :class:`Result` or a ``{label: Result}`` dict.
+                 ax=None, logy: bool = True, marks: Sequence[tuple[float, str]] = ()):
+    """Plot loss curves of one :class:`Result` or a ``{label: Result}`` dict (or history lists).
 
     Args:
         x: ``"step"`` or ``"seconds"`` (wall time).
-        keys: which losses: any of ``total``, ``content``, ``style``, ``tv``.
+        keys: which losses: any of ``total``, ``content``, ``style``, ``tv`` and the weighted
+            terms ``α·content``, ``β·style``, ``γ·tv`` (weight in force x term, per step).
+        logy: log scale; values <= 0 (the content loss is 0 at step 1 from the content image)
+            are left out of the curve instead of breaking the axis. Curves that are 0 throughout
+            are not drawn.
+        marks: ``[(x, label)]`` drawn as dotted vertical lines (e.g. where the weights changed).
+
+    The legend sits outside the axes, right of the curves.
     """
     import matplotlib.pyplot as plt
     if x not in ("step", "seconds"):
@@ -70,17 +89,29 @@ def plot_history(results: Mapping[str, Any] | Any, x: str = "step", keys: Sequen
         results = {"": results}
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
+    drawn = 0
     for label, res in results.items():
         hist = res.history if hasattr(res, "history") else res
         for key in keys:
+            ys = _curve(hist, key)
+            if logy:
+                ys = [y if y > 0 else math.nan for y in ys]
+                if all(math.isnan(y) for y in ys):
+                    continue
             name = " ".join(p for p in (label, key if len(keys) > 1 or not label else "") if p)
-            ax.plot([h[x] for h in hist], [h[key] for h in hist], label=name or key)
-    if logy:
+            ax.plot([h[x] for h in hist], ys, label=name or key)
+            drawn += 1
+    for pos, text in marks:
+        ax.axvline(pos, color="0.4", linestyle=":", linewidth=1)
+        ax.annotate(text, (pos, 1.0), xycoords=("data", "axes fraction"), fontsize=7, rotation=90,
+                    ha="right", va="top", color="0.3")
+    if logy and drawn:
         ax.set_yscale("log")
     ax.set_xlabel("step (objective evaluations)" if x == "step" else "wall time (s)")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if drawn:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return ax
 
 

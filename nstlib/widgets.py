@@ -1,44 +1,57 @@
 """The style-transfer playground: ``Playground(content=..., style=...)`` in a notebook.
 
-Controls: content and style pickers (bundled images or your own upload, with thumbnails); the
-weights alpha (content), beta (style) and gamma (TV) on log sliders; the style layers with one
-weight each; the content layer; pooling, optimizer, init, steps, size and seed; and notebook 06's
-options: colour preservation, the style scale, VGG19 or VGG16, a second style (blended, or
-outside a mask) and a mask shape (:mod:`nstlib.playground_extras`). Run starts the
-optimization in a background thread, so the notebook stays responsive: Stop ends it at the next
-step and keeps the best image so far. The image, the loss plot, the progress bar, a strip of
-snapshots and a status line update while it runs. Save writes the result into ``images/results/``
-under a name that encodes the parameters (never overwriting a file).
+Layout: content | style | result side by side at their true aspect ratios (the result largest),
+then the controls in three groups: **weights** (alpha, beta, gamma and one weight per style
+layer), **layers** (which style layers, the content layer) and **run** (pooling, optimizer,
+start image, steps, size, seed, precision, scales, the preview, notebook 06's options), the
+buttons, the status line, the loss plot, the snapshots scrubber and the compare box.
 
-**Moving a control during a run changes the next run, not the current one**: the parameters are
-read when Run is pressed. ``run(wait=True)`` runs in the calling cell instead (for scripts, tests
-and "Run all"). Works with ipywidgets 7.7+ and 8.x.
+**The weights are live**: moving alpha, beta, gamma or a layer weight during a run changes the
+objective at the next step of that run (L-BFGS restarts its history, Adam continues; the plot
+marks the change). Every other control needs a new setup: **Continue from here** restarts with
+the new settings from the current image, **Run** from the chosen start image (both stop a run in
+progress first). The run is one :class:`nstlib.Transfer` (:attr:`Playground.spec`) run in a
+background thread, so the notebook stays responsive: Stop ends it at the next step and keeps the
+best image so far. Save writes the result into ``images/results/`` under a name that encodes the
+parameters (never overwriting a file). ``run(wait=True)`` runs in the calling cell instead (for
+scripts, tests and "Run all"). Works with ipywidgets 7.7+ and 8.x.
 """
 from __future__ import annotations
 
+import html
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 import torch
 
-from .color import PRESERVE_COLOR
-from .config import default_size, resolve_device
-from .engine import OPTIMIZERS, Result
+from .config import resolve_device
+from .engine import Result
 from .examples import examples
 from .image import ImageSource
+from .playground_controls import CONTENT_CHOICES, STYLE_CHOICES, add_controls, layout
 from .playground_extras import BeyondControls
-from .playground_picker import LABEL_STYLE as _W, ImagePicker, box as _box
-from .playground_runner import ExtractorCache, PlaygroundRun, default_results_dir
-from .transfer import CONTENT_WEIGHT, INITS, STYLE_WEIGHT, TV_WEIGHT, default_steps
-from .vgg import ARCHS, POOLINGS, VGGFeatures
+from .playground_live import Compare, Scrubber
+from .playground_picker import LABEL_STYLE as _W
+from .playground_picker import ImagePicker, image_widget
+from .playground_presets import PRESETS, apply_preset
+from .playground_runner import (
+    PREVIEW_SIDE,
+    ExtractorCache,
+    PlaygroundRun,
+    default_results_dir,
+)
+from .playground_spec import banner_html, build_spec, describe_run
+from .transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
+from .vgg import ARCHS, VGGFeatures
 
 __all__ = ["Playground", "CONTENT_CHOICES", "STYLE_CHOICES"]
 
-CONTENT_CHOICES = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
-STYLE_CHOICES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+SNAP = 0.005  # live_weights: a slider closer than 0.5 % to the weight in force has not moved
 _ENDED = {"done": "done", "callback": "stopped", "interrupted": "interrupted", "diverged": "diverged"}
+_SETUP_NEEDED = "this change needs a new setup: press Continue from here (from the current image) or Run"
 
 
 class Playground(widgets.VBox):
@@ -51,9 +64,11 @@ class Playground(widgets.VBox):
         alpha, beta, gamma: initial content, style and TV weights.
         weights: the VGG weights (``"imagenet"``, a file, ``"random"``), see :class:`nstlib.VGGFeatures`.
         extractor: a built extractor to reuse (it should reach ``relu5_2``); otherwise one is built
-            on the first run and rebuilt only when the pooling or ``arch`` changes.
+            on the first run and rebuilt only when the pooling, precision or ``arch`` changes.
         device: where the optimization runs (default: the extractor's, else the best available).
         results_dir: where Save writes (default ``images/results/`` of the repository).
+        preview: start each run with :data:`nstlib.playground_runner.PREVIEW_STEPS` steps at
+            ``PREVIEW_SIDE`` px (the first frame within about a second on a CPU), then continue at full size.
 
     After a run: ``result`` (a :class:`nstlib.Result`) or ``error`` (the exception, also shown
     in the status line).
@@ -65,15 +80,15 @@ class Playground(widgets.VBox):
                  pooling: str | None = None, arch: str | None = None, seed: int = 0,
                  weights: Any = "imagenet", extractor: VGGFeatures | None = None,
                  device: str | torch.device | None = None, results_dir: str | Path | None = None,
-                 fps: float = 4.0) -> None:
+                 fps: float = 4.0, preview: bool = True) -> None:
         dev = extractor.device if extractor is not None else resolve_device(device)
         arch = arch or (extractor.arch if extractor is not None else "vgg19")
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
         pooling = pooling or (extractor.pooling if extractor is not None else "max")
-        self._cache = ExtractorCache(list(CONTENT_CHOICES + STYLE_CHOICES), weights, dev,
+        self._cache = ExtractorCache(list(dict.fromkeys(CONTENT_CHOICES + STYLE_CHOICES)), weights, dev,
                                      extractor=extractor)
-        self.fps = fps
+        self.weights_spec, self.device, self.fps = weights, dev, fps
         self.results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -81,6 +96,7 @@ class Playground(widgets.VBox):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._busy = False
+        self._warnings: list[str] = []
 
         self.status = widgets.HTML(value="")
         self.run_info = widgets.HTML(value="")
@@ -88,60 +104,34 @@ class Playground(widgets.VBox):
         self.content_picker = ImagePicker("Content", examples("content"), self.set_status)
         self.style_picker = ImagePicker("Style", examples("style") + examples("texture"), self.set_status)
         self.beyond = BeyondControls(arch, examples("style") + examples("texture"))
-        log = dict(base=10, style=_W, readout_format=".2g", continuous_update=False,
-                   layout=widgets.Layout(width="420px"))
-        self.alpha = widgets.FloatLogSlider(value=alpha, min=-4, max=4, description="α content", **log)
-        self.beta = widgets.FloatLogSlider(value=beta, min=-2, max=9, description="β style", **log)
-        self.gamma = widgets.FloatLogSlider(value=gamma, min=-4, max=5, description="γ TV", **log)
-        small = dict(style=_W, layout=widgets.Layout(width="300px"))
-        self.content_layer = widgets.Dropdown(options=list(CONTENT_CHOICES), value="relu4_2",
-                                              description="content layer", **small)
-        self.pooling = widgets.ToggleButtons(options=list(POOLINGS), value=pooling, description="pooling",
-                                             style=_W)
-        self.optimizer = widgets.ToggleButtons(options=list(OPTIMIZERS), value=optimizer,
-                                               description="optimizer", style=_W)
-        self.init = widgets.Dropdown(options=list(INITS), value="content", description="start from", **small)
-        self.steps = widgets.IntSlider(value=steps or default_steps(optimizer), min=1, max=1000,
-                                       description="steps", continuous_update=False, **small)
-        self.size = widgets.IntSlider(value=size or default_size(dev), min=32, max=1024, step=16,
-                                      description="size (px)", continuous_update=False, **small)
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", **small)
-        self.preserve_color = widgets.Dropdown(options=["none", *PRESERVE_COLOR], value="none",
-                                               description="keep colours", **small)
-        self.style_scale = widgets.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.05, description="style scale",
-                                               continuous_update=False, **small)
-        self.layer_on = {n: widgets.Checkbox(value=True, description=n, indent=False,
-                                             layout=widgets.Layout(width="90px")) for n in STYLE_CHOICES}
-        self.layer_w = {n: widgets.BoundedFloatText(value=1.0, min=0.0, max=1e6, step=0.1,
-                                                    layout=widgets.Layout(width="80px"))
-                        for n in STYLE_CHOICES}
-        self.run_button = widgets.Button(description="Run", button_style="success", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
-                                          disabled=True)
+        add_controls(self, alpha=alpha, beta=beta, gamma=gamma, optimizer=optimizer, pooling=pooling,
+                     steps=steps, size=size, seed=seed, preview=preview, dev=dev)
+        self.preset.observe(self._on_preset, names="value")
+        self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
+                                         tooltip="start from the chosen start image (stops a run in progress)")
+        self.continue_button = widgets.Button(description="Continue from here", icon="forward",
+                                              layout=widgets.Layout(width="190px"),
+                                              tooltip="restart with the current settings from the current image")
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.save_button = widgets.Button(description="Save", icon="save", disabled=True)
         self.run_button.on_click(lambda b: self.run())
+        self.continue_button.on_click(lambda b: self.continue_from_here())
         self.stop_button.on_click(lambda b: self.stop())
         self.save_button.on_click(lambda b: self.save())
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", style=_W)
-        self.image = widgets.Image(format="png", layout=widgets.Layout(width="320px", height="auto"))
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="340px", height="auto"))
-        self.strip = widgets.HBox([], layout=widgets.Layout(overflow="auto", min_height="20px"))
-        layers = _box([widgets.HTML("<b>style layers</b> (weight w<sub>l</sub>)")]
-                      + [_box([self.layer_on[n], self.layer_w[n]], vertical=False) for n in STYLE_CHOICES])
-        note = widgets.HTML("<small>Controls moved during a run apply to the <b>next</b> run.</small>")
-        super().__init__([
-            self.banner,
-            _box([self.content_picker.box, self.style_picker.box], vertical=False),
-            _box([_box([self.alpha, self.beta, self.gamma, self.content_layer, self.init, self.steps,
-                        self.size, self.seed, self.preserve_color, self.style_scale]),
-                  _box([self.pooling, self.optimizer, layers, self.beyond.box])], vertical=False),
-            _box([self.run_button, self.stop_button, self.save_button, self.progress], vertical=False),
-            note, self.run_info, _box([self.image, self.plot], vertical=False), self.strip, self.status])
+        self.image = image_widget("480px")
+        self.plot = image_widget("610px")
+        self.scrubber = Scrubber(self)
+        self.compare = Compare(self)
+
+        super().__init__(layout(self))
         for name in ("alpha", "beta", "gamma", "steps", "size", "image", "plot", "status", "run_info",
-                     "run_button", "stop_button", "save_button", "progress", "strip", "banner"):
+                     "run_button", "stop_button", "save_button", "continue_button", "progress", "banner"):
             getattr(self, name).add_class(f"nstlib-{name.replace('_', '-')}")  # for the browser test
         self.content_picker.select(content)
         self.style_picker.select(style)
+        for w in self._setup_widgets():
+            w.observe(self._on_setup_change, names="value")
 
     @property
     def arch(self) -> str:
@@ -165,33 +155,61 @@ class Playground(widgets.VBox):
                     style_layers=on, style_layer_weights={n: float(self.layer_w[n].value) for n in on},
                     pooling=self.pooling.value, optimizer=self.optimizer.value, init=self.init.value,
                     steps=int(self.steps.value), size=int(self.size.value), seed=int(self.seed.value),
-                    style_scale=float(self.style_scale.value), **self.beyond.params,
+                    lr=float(self.lr.value) or None, precision=self.precision.value,
+                    scales=self.scales.value, style_scale=float(self.style_scale.value), **self.beyond.params,
                     preserve_color=None if self.preserve_color.value == "none" else self.preserve_color.value)
 
-    # --- actions -----------------------------------------------------------------------------
-    def run(self, wait: bool = False) -> Result | None:
-        """Start a run with the current settings.
+    def spec(self, init: Any = None):
+        """The :class:`nstlib.Transfer` the controls describe now (``init``: a tensor to start
+        from instead of the *start from* choice). Raises ValueError naming a bad setting."""
+        return build_spec(self.params, weights=self.weights_spec, device=self.device, init=init)
 
-        ``wait=False`` (the Run button): in a background thread; returns None at once.
-        ``wait=True``: in the calling thread; returns the Result and re-raises an error (which is
-        also shown in the status line).
+    def live_weights(self) -> dict:
+        """The weights the sliders show now, for the running spec's style layers (the engine's
+        controls). A log slider within :data:`SNAP` (relative) of the weight in force counts as
+        unmoved: the browser snaps a log slider's value to its step (44 -> 43.95) when it draws it."""
+        run = self._run
+        now = run.weights if run is not None else {}
+        keep = lambda key, v: now[key] if key in now and abs(v - now[key]) <= SNAP * now[key] else v  # noqa: E731
+        layers = run.spec.style_layers if run is not None else ()
+        return dict(content_weight=keep("content_weight", float(self.alpha.value)),
+                    style_weight=keep("style_weight", float(self.beta.value)),
+                    tv_weight=keep("tv_weight", float(self.gamma.value)),
+                    style_layer_weights={n: float(self.layer_w[n].value) for n in layers if n in self.layer_w})
+
+    # --- actions -----------------------------------------------------------------------------
+    def run(self, wait: bool = False, init: Any = None) -> Result | None:
+        """Start a run with the current settings (from ``init``, a tensor, else the start choice).
+
+        ``wait=False`` (the Run button): in a background thread; returns None at once; a run in
+        progress is stopped first. ``wait=True``: in the calling thread; returns the Result and
+        re-raises an error (which is also shown in the status line).
         """
         with self._lock:
             if self.running:
-                self.set_status("a run is in progress: press Stop first", error=True)
+                if wait:
+                    self.set_status("a run is in progress: press Stop first", error=True)
+                    return None
+                old = self._thread
+                self._run.stop.set()
+                self._thread = threading.Thread(target=self._chain, args=(old, init), daemon=True)
+                self._thread.start()
                 return None
-            self._run = PlaygroundRun(self.params, self, fps=self.fps)
+            try:
+                spec = self.spec(init)
+            except Exception as e:
+                self.error = e
+                self.set_status(f"error: {type(e).__name__}: {e}", error=True)
+                if wait:
+                    raise
+                return None
+            p = self.params
+            names = (p["content_name"], p["style_name"]) + ((p["style2"],) if p["style2"] else ())
+            self._run = PlaygroundRun(spec, self, live=self.live_weights, names=names, fps=self.fps,
+                                      preview_side=PREVIEW_SIDE if self.preview.value else None)
             self._busy, self.error = True, None
-            p = self._run.params
-            self.run_info.value = (f"<small>this run: α={p['alpha']:.3g}, β={p['beta']:.3g}, "
-                                   f"γ={p['gamma']:.3g}, content {p['content_layer']}, "
-                                   f"{len(p['style_layers'])} style layers, {p['pooling']} pooling, "
-                                   f"{p['optimizer']}, {p['steps']} steps, {p['size']} px, {p['arch']}"
-                                   + (f", second style {p['style2']} ({p['style2_mode']})" if p["style2"] else "")
-                                   + (f", style inside the {p['mask_shape']}" if p["mask_shape"] != "none" else "")
-                                   + "</small>")
-            self.strip.children = ()
-            self.progress.value, self.progress.max = 0, int(self._run.params["steps"])
+            self.run_info.value = "<small>" + html.escape(describe_run(spec, self._run.steps, init)) + "</small>"
+            self.progress.value, self.progress.max = 0, self._run.steps
             self._set_running(True)
             if not wait:
                 self._thread = threading.Thread(target=self._work, args=(self._run,), daemon=True,
@@ -203,6 +221,16 @@ class Playground(widgets.VBox):
             raise self.error
         return self.result
 
+    def continue_from_here(self, wait: bool = False) -> Result | None:
+        """Run with the current settings from the current image (the running one, else the last result)."""
+        current = self._run.current if self._run is not None and self.running else None
+        if current is None and self.result is not None:
+            current = self.result.image
+        if current is None:
+            self.set_status("nothing to continue from yet: press Run first", error=True)
+            return None
+        return self.run(wait=wait, init=current)
+
     def stop(self) -> None:
         """Ask the current run to end at its next step (the best image so far is kept)."""
         if self._run is not None and self.running:
@@ -211,8 +239,12 @@ class Playground(widgets.VBox):
 
     def wait(self, timeout: float | None = None) -> Result | None:
         """Block until the background run ends (or ``timeout`` seconds); returns :attr:`result`."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        while self._thread is not None:  # a restart chains threads: follow them to the last one
+            t = self._thread
+            t.join(None if end is None else max(0.0, end - time.monotonic()))
+            if self._thread is t or t.is_alive():
+                break
         return self.result
 
     def save(self) -> Path | None:
@@ -239,21 +271,42 @@ class Playground(widgets.VBox):
     def show_progress(self, step: int, steps: int) -> None:
         self.progress.max, self.progress.value = steps, min(step, steps)
 
-    def add_snapshot(self, step: int, png: bytes) -> None:
-        tile = _box([widgets.Image(value=png, format="png", layout=widgets.Layout(width="72px")),
-                     widgets.Label(f"step {step}")], width="80px")
-        self.strip.children = tuple(self.strip.children) + (tile,)
-
     def set_status(self, text: str, error: bool = False) -> None:
-        import html
         color = "#b00" if error else "#333"
         self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
 
+    def warn(self, text: str) -> None:
+        """Show a warning once, in the banner (not as stderr under the widget)."""
+        if text not in self._warnings:
+            self._warnings.append(text)
+            self._show_banner()
+
     # --- internals ---------------------------------------------------------------------------
+    def _setup_widgets(self) -> list:
+        pickers = [self.content_picker.dropdown, self.style_picker.dropdown]
+        return pickers + [self.content_layer, self.pooling, self.optimizer, self.init, self.steps, self.size,
+                          self.seed, self.lr, self.precision, self.scales, self.preserve_color, self.style_scale,
+                          *self.layer_on.values(), *self.beyond.widgets]
+
+    def _on_preset(self, change: dict) -> None:
+        if change["new"] in PRESETS:
+            self.set_status(f"preset {change['new']}: {apply_preset(self, change['new'])}")
+
+    def _on_setup_change(self, change: dict) -> None:
+        if self.running:
+            self.set_status(_SETUP_NEEDED)
+
+    def _show_banner(self) -> None:
+        self.banner.value = banner_html(self._cache.ext, self._warnings)
+
     def _set_running(self, on: bool) -> None:
-        self.run_button.disabled = on
         self.stop_button.disabled = not on
         self.save_button.disabled = on or self.result is None
+
+    def _chain(self, old: threading.Thread | None, init: Any) -> None:
+        if old is not None:
+            old.join()
+        self.run(init=init)
 
     def _work(self, run: PlaygroundRun) -> None:
         try:
@@ -263,16 +316,13 @@ class Playground(widgets.VBox):
                 loss = res.losses.get("total", float("nan"))
                 how = _ENDED.get(res.stopped, res.stopped)
                 self.set_status(f"{how} after {len(res.history)} steps in {res.seconds:.1f} s; "
-                                f"best total loss {loss:.4g} at step {res.best_step}")
+                                f"best total loss {loss:.4g} at step {res.best_step}"
+                                + (f"; weights changed {len(run.changes)}x during the run" if run.changes else ""))
+                self.scrubber.load(res)
         except Exception as e:  # shown in the UI; run(wait=True) re-raises it
             self.error = e
             self.set_status(f"error: {type(e).__name__}: {e}", error=True)
         finally:
-            ext = self._cache.ext
-            if ext is not None and not ext.pretrained:
-                self.banner.value = ('<div style="border:2px solid #c00;background:#fee;color:#900;'
-                                     'padding:4px;font-weight:bold">&#9888; RANDOM WEIGHTS '
-                                     f'({ext.weights_source}): these images are NOT style-transfer '
-                                     'results.</div>')
+            self._show_banner()
             self._busy = False
             self._set_running(False)

@@ -2,9 +2,13 @@
 
 Starts JupyterLab on 127.0.0.1 (a free port, a fixed token) in a temporary folder holding a copy of
 notebook 05, with NSTLIB_OFFLINE=1 and NSTLIB_QUICK=1; runs all cells; checks that every widget
-renders (no "Error displaying widget"); moves the beta slider, sets more steps, clicks Run, waits for
-the image to change, clicks Stop; saves two screenshots to test-artifacts/ (playground-controls.png
-after Run all, playground.png after Stop); shuts JupyterLab down.
+renders (no "Error displaying widget"); measures in the DOM that every displayed image keeps its
+tensor's aspect ratio (within 2 %) and that the result sits beside content and style; sets more
+steps, clicks Run, drags the beta slider *during* the run and checks (in the kernel) that the running
+objective switched to the new beta at a step of that run; Stop; pins the result, runs again and
+checks the compare view. Screenshots in test-artifacts/: playground-controls.png (after Run all),
+playground-live.png (the live run after the beta drag), playground-compare.png (pinned beside the
+new result); test-artifacts/browser-aspect.json holds the measurements. Shuts JupyterLab down.
 
 Skipped when chromium or playwright is missing, except with CI=true, where that is a failure.
 Select with ``pytest -m browser``; leave out with ``pytest -m "not browser"``.
@@ -140,6 +144,51 @@ _RUN_STATE = """() => {
 }"""
 
 
+_KERNEL = """async (code) => {
+  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const f = k.requestExecute({code, silent: false, store_history: false});
+  let out = '';
+  f.onIOPub = (m) => { if (m.header.msg_type === 'stream') out += m.content.text; };
+  await f.done;
+  return out;
+}"""
+
+_ASPECTS = """(classes) => classes.map((c) => {
+  const i = document.querySelector('.' + c);
+  if (!i || !i.naturalWidth || i.offsetParent === null) return null;
+  const r = i.getBoundingClientRect();
+  return {cls: c, natural: [i.naturalWidth, i.naturalHeight], shown: [i.clientWidth, i.clientHeight],
+          box: [r.x, r.y, r.width, r.height]};
+}).filter((x) => x)"""
+
+_SHAPES = """import json
+from nstlib.image import load_image
+from nstlib.playground_picker import THUMB_SIDE
+_s = {"nstlib-image": list(pg.result.image.shape[-2:])}
+for _p in (pg.content_picker, pg.style_picker):
+    _s[f"nstlib-thumb-{_p.label.lower()}"] = list(load_image(_p.current[0], size=THUMB_SIDE, device="cpu").shape[-2:])
+if pg.compare.pinned is not None:
+    _s["nstlib-pinned"] = list(pg.compare.pinned.image.shape[-2:])
+print(json.dumps(_s))
+"""
+
+
+def _check_aspects(page, name: str) -> list[dict]:
+    """Every displayed image's natural and rendered aspect ratio vs its tensor's (within 2 %)."""
+    shapes = json.loads(page.evaluate(_KERNEL, _SHAPES))
+    rows = page.evaluate(_ASPECTS, list(shapes) + ["nstlib-plot"])
+    assert {r["cls"] for r in rows} >= {"nstlib-image", "nstlib-thumb-content", "nstlib-thumb-style"}, rows
+    for r in rows:
+        nat, shown = r["natural"][0] / r["natural"][1], r["shown"][0] / r["shown"][1]
+        r["natural_ratio"], r["shown_ratio"] = round(nat, 4), round(shown, 4)
+        if r["cls"] in shapes:
+            h, w = shapes[r["cls"]]
+            r["tensor"], r["tensor_ratio"] = [h, w], round(w / h, 4)
+            assert abs(nat / (w / h) - 1) < 0.02, r
+        assert abs(shown / nat - 1) < 0.02, f"{name}: {r['cls']} is stretched: {r}"
+    return rows
+
+
 def _text(page, cls: str) -> str:
     return page.locator(f".{cls}").first.inner_text()
 
@@ -183,11 +232,33 @@ def test_playground_in_jupyterlab(chromium, jupyterlab, tmp_path):
             page.wait_for_function("() => { const i = document.querySelector('.nstlib-image');"
                                    " return i && i.naturalWidth > 0; }", timeout=30_000)
             assert "done after" in _text(page, "nstlib-status")  # the run(wait=True) of Run all
-            first_src = img.get_attribute("src")
+            stderr = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            stderr_before = page.locator(stderr).count()
             page.locator(".nstlib-banner").first.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.screenshot(path=str(ARTIFACTS / "playground-controls.png"))  # the controls, after Run all
+            aspects = {"after run all": _check_aspects(page, "after run all")}
+            boxes = {r["cls"]: r["box"] for r in aspects["after run all"]}
+            res, thumbs = boxes["nstlib-image"], (boxes["nstlib-thumb-content"], boxes["nstlib-thumb-style"])
+            for t in thumbs:  # the result is beside content and style (right of them, same band), and larger
+                assert res[0] >= t[0] + t[2] - 1, (res, t)
+                assert res[1] < t[1] + t[3] and t[1] < res[1] + res[3], (res, t)
+                assert res[2] > t[2], (res, t)
 
-            # move the beta slider (drag its handle to the right), give the run more steps
+            steps = page.locator(".nstlib-steps .widget-readout").first
+            steps.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("400")
+            page.keyboard.press("Enter")
+            page.wait_for_function("() => document.querySelector('.nstlib-steps .widget-readout')"
+                                   ".innerText.trim() === '400'", timeout=10_000)
+            time.sleep(1.0)  # let the kernel receive the new value
+
+            page.locator(".nstlib-run-button").first.click()
+            page.wait_for_function("() => document.querySelector('.nstlib-run-info').innerText"
+                                   ".includes('400 steps')", timeout=60_000)
+            page.wait_for_function("() => /step [0-9]+\\/400/.test(document.querySelector('.nstlib-status')"
+                                   ".innerText)", timeout=180_000)
+            # drag the beta slider's handle to the right during the run
             readout = page.locator(".nstlib-beta .widget-readout").first
             before = readout.inner_text()
             handle = page.locator(".nstlib-beta .noUi-handle, .nstlib-beta .ui-slider-handle").first
@@ -198,30 +269,46 @@ def test_playground_in_jupyterlab(chromium, jupyterlab, tmp_path):
             page.mouse.up()
             page.wait_for_function("(b) => document.querySelector('.nstlib-beta .widget-readout')"
                                    ".innerText !== b", arg=before, timeout=10_000)
-            steps = page.locator(".nstlib-steps .widget-readout").first
-            steps.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("400")
-            page.keyboard.press("Enter")
-            page.wait_for_function("() => document.querySelector('.nstlib-steps .widget-readout')"
-                                   ".innerText.trim() === '400'", timeout=10_000)
-            time.sleep(1.0)  # let the kernel receive the new values
-
-            page.locator(".nstlib-run-button").first.click()
-            page.wait_for_function("() => document.querySelector('.nstlib-run-info').innerText"
-                                   ".includes('400 steps')", timeout=60_000)
-            info = _text(page, "nstlib-run-info")
-            assert "β=1e+04" not in info, f"the new beta did not reach the run: {info}"
-            page.wait_for_function("(s) => document.querySelector('.nstlib-image').src !== s",
-                                   arg=first_src, timeout=180_000)
+            live_code = ("import json; _r = pg._run; print(json.dumps({'running': pg.running, 'beta': pg.beta.value, "
+                         "'changes': _r.changes, 'betas': sorted({h['style_weight'] for h in _r.history}), "
+                         "'steps': len(_r.history)}))")
+            deadline = time.monotonic() + 120
+            while True:  # the running objective switched to the dragged beta
+                live = json.loads(page.evaluate(_KERNEL, live_code))
+                if live["beta"] in live["betas"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert live["running"] and live["changes"], live
+            assert any(abs(b / 1e4 - 1) < 1e-6 for b in live["betas"]), live  # before the drag (10**4.0)
+            assert live["beta"] in live["betas"] and abs(live["beta"] / 1e4 - 1) > 0.01, live  # after it
+            time.sleep(2.5)  # the plot redraws once a second: let it mark the change
+            page.locator(".nstlib-banner").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.screenshot(path=str(ARTIFACTS / "playground-live.png"))
+            aspects["during the live run"] = _check_aspects(page, "live run")
             page.locator(".nstlib-stop-button").first.click()
             page.wait_for_function("() => /stopped after|done after|error/.test("
                                    "document.querySelector('.nstlib-status').innerText)", timeout=120_000)
             status = _text(page, "nstlib-status")
             assert "stopped after" in status, status
+
+            # compare: pin this result, run again (stopped after a few steps), both side by side
+            page.get_by_text("Pin for compare").first.click()
+            page.wait_for_function("() => { const i = document.querySelector('.nstlib-pinned');"
+                                   " return i && i.naturalWidth > 0 && i.offsetParent !== null; }", timeout=30_000)
+            page.locator(".nstlib-run-button").first.click()
+            page.wait_for_function("() => /step [0-9]+\\/400/.test(document.querySelector('.nstlib-status')"
+                                   ".innerText)", timeout=180_000)
+            page.locator(".nstlib-stop-button").first.click()
+            page.wait_for_function("() => /stopped after|done after/.test("
+                                   "document.querySelector('.nstlib-status').innerText)", timeout=120_000)
+            aspects["compare view"] = _check_aspects(page, "compare view")
+            boxes = {r["cls"]: r["box"] for r in aspects["compare view"]}
+            assert boxes["nstlib-pinned"][0] >= boxes["nstlib-image"][0] + boxes["nstlib-image"][2] - 1, boxes
             assert page.get_by_text("Error displaying widget").count() == 0
-            page.locator(".nstlib-status").first.evaluate("e => e.scrollIntoView({block: 'end'})")
-            page.screenshot(path=str(ARTIFACTS / "playground.png"))
+            assert page.locator(stderr).count() == stderr_before, "new stderr under a cell (warnings go to the banner)"
+            page.locator(".nstlib-banner").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.screenshot(path=str(ARTIFACTS / "playground-compare.png"))
+            (ARTIFACTS / "browser-aspect.json").write_text(json.dumps(aspects, indent=1))
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "playground-failure.png"))
             raise
