@@ -11,7 +11,6 @@ import nstlib
 import nstlib.checks
 from nstlib.gallery import gallery
 
-from conftest import torch_threads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LAYERS = ["relu1_1", "relu2_1"]
