@@ -195,7 +195,8 @@ def _run_nbval(folder: Path, *names: str) -> subprocess.CompletedProcess:
 def mini():
     nb = _mini_notebook()
     names = [_code(c) for c in nb["cells"] if "nstlib.checks.check_" in _code(c)]
-    assert len(names) == 5, names  # 00, 01, 02, 05, 06 (03 and 04 need their notebook's network)
+    # 00, 01, 02, 05 (two), 06, 07 (03 and 04 need their notebook's network)
+    assert len(names) == 7, names
     return nb
 
 
@@ -219,9 +220,10 @@ def test_nbval_passes_the_check_cells_and_fails_them_for_a_planted_bug(mini, tmp
     run = _run_nbval(tmp_path, "ok.ipynb", "bad.ipynb")
     out = run.stdout + run.stderr
     n = len(mini["cells"])
+    k = next(i for i, c in enumerate(mini["cells"]) if "check_masked_gram(" in _code(c))
     # every cell of ok.ipynb passes; in bad.ipynb exactly the masked-Gram check fails, on its output
     assert f"1 failed, {2 * n - 1} passed" in out, out[-4000:]
-    assert f"FAILED bad.ipynb::Cell {n - 1}" in out and "Cell outputs differ" in out, out[-4000:]
+    assert f"FAILED bad.ipynb::Cell {k}" in out and "Cell outputs differ" in out, out[-4000:]
     assert "FAIL: masked_gram" in out and "Hint: " in out, out[-4000:]
 
 
@@ -230,5 +232,5 @@ def test_the_student_version_keeps_the_check_cells_and_drops_the_recorded_pass_l
     ``test_course.py::test_student_version_checks_fail_with_hint``; here: what it is given."""
     student = student_notebook(json.loads(json.dumps(mini)), "checks")
     cells = [c for c in student["cells"] if "nstlib.checks.check_" in _code(c)]
-    assert len(cells) == 5 and all(is_check_output(c) and expected_output(c) is None for c in cells)
+    assert len(cells) == 7 and all(is_check_output(c) and expected_output(c) is None for c in cells)
     assert all("raise NotImplementedError()" in _code(c) for c in student["cells"] if "def " in _code(c))

@@ -80,6 +80,6 @@ def test_shape_masks_by_hand_on_odd_sizes():
 
 def test_an_unknown_mask_shape_lists_the_shapes():
     from nstlib.masks import shape_mask
-    with pytest.raises(ValueError, match=r"unknown mask shape 'round'; choose one of none, left half, right half, "
-                                         r"top half, bottom half, centre$"):
+    with pytest.raises(ValueError, match=r"unknown mask shape 'round'; choose one of 'none', 'left half', "
+                                         r"'right half', 'top half', 'bottom half', 'centre'$"):
         shape_mask("round", 4, 4)

@@ -99,7 +99,9 @@ def test_a_smaller_halo_leaves_the_documented_error(vggs, images, pooling):
         if halo:
             assert _rel(got["total"], ref["total"]) <= 1e-5  # the loss barely moves
         else:
-            assert _rel(got["total"], ref["total"]) >= 1e-3
+            # without a halo the loss is visibly off too (2.5e-4 for max pooling after the in-place-ReLU /
+            # fused-loss merge, 6.6e-3 before; the full halo leaves ~1e-7)
+            assert _rel(got["total"], ref["total"]) >= 1e-4
 
 
 def test_tv_seams_are_exact():

@@ -105,12 +105,12 @@ def test_run_button_runs_in_the_background(pg, monkeypatch):
     import threading
 
     import nstlib.playground_runner as runner
-    gate, real = threading.Event(), runner.stylize
+    gate, real = threading.Event(), runner.run
 
     def held(*args, **kwargs):  # the run cannot finish before the test lets it
         assert gate.wait(120), "the test never released the run"
         return real(*args, **kwargs)
-    monkeypatch.setattr(runner, "stylize", held)
+    monkeypatch.setattr(runner, "run", held)
     _click(pg.run_button)  # returns while the run is held: it runs in another thread
     assert pg.running and pg.result is None
     gate.set()

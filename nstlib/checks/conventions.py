@@ -53,7 +53,7 @@ def check_paper_to_nstlib(fn: Callable) -> bool:
                 return False, f"return a dict with one weight per style layer {sorted(chans)}, got {got!r:.80}"
             mine = content_loss(cf, cp).item() + sum(
                 float(got[n]) * ((gram_matrix(f) - gram_matrix(ss[n])) ** 2).mean().item() for n, f in sf.items())
-            np_ = lambda t: t[0].reshape(t.shape[1], -1).double().numpy()  # noqa: E731
+            np_ = lambda t: t[0].reshape(t.shape[1], -1).cpu().double().numpy()  # noqa: E731
             paper = _paper(np_(cf), np_(cp), {n: np_(f) for n, f in sf.items()},
                            {n: np_(s) for n, s in ss.items()}, 1.0, 1.0 / ratio, w)
             k = 2.0 / cf.numel()  # what the content terms alone fix (alpha = 1)

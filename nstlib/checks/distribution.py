@@ -27,8 +27,8 @@ def mean_std_reference(features: Mapping[str, torch.Tensor], targets: Mapping[st
     ``features[l]`` is [B, C, H, W]; ``targets[l]`` is [1, C, H', W'] (the style's features)."""
     total = 0.0
     for name, t in targets.items():
-        f = features[name].detach().double().cpu().numpy()
-        s = t.detach().double().cpu().numpy()[0]
+        f = features[name].detach().cpu().double().numpy()
+        s = t.detach().cpu().double().numpy()[0]
         b, c = f.shape[:2]
         acc = 0.0
         for i in range(b):
