@@ -63,7 +63,8 @@ def test_course_format(path):
     assert checked, f"{path.name}: no {CHECK_OUTPUT} cell"
     for c in checked:
         assert expected_output(c), f"{path.name}: a {CHECK_OUTPUT} cell without a recorded expected output"
-    assert "notice(ext)" in "\n".join(code), f"{path.name}: the setup must call nstlib.notice(ext)"
+    assert re.search(r"nstlib\.notice\(ext\w*", "\n".join(code)), \
+        f"{path.name}: the setup must call nstlib.notice(ext, ...) on its extractor(s)"
     tail = "\n".join(src(c) for c in cells[-2:] if c["cell_type"] == "markdown")
     assert "## Summary" in tail and "Further reading" in tail and "Gatys" in tail, \
         f"{path.name}: must close with a summary and further reading"
