@@ -7,15 +7,14 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .color import PRESERVE_COLOR
 from .errors import NSTError
 from .image import SAVE_SUFFIXES
 from .precision import PRECISIONS
-from .spec import (CONTENT_LAYERS, CONTENT_WEIGHT, INITS, OPTIMIZERS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT,
-                   Transfer)
+from .spec import CONTENT_LAYERS, CONTENT_WEIGHT, INITS, OPTIMIZERS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT, Transfer
 from .vgg import ARCHS, POOLINGS
 
 __all__ = ["main", "build_parser", "build_spec"]
@@ -84,7 +83,7 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}") from None
 
 
 def _ints(text: str) -> int | tuple[int, ...]:
@@ -92,7 +91,8 @@ def _ints(text: str) -> int | tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or a comma list such as 128,256; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or a comma list such as 128,256; got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}")
     return values[0] if len(values) == 1 and "," not in text else values
@@ -106,7 +106,8 @@ def _layer_weights(text: str) -> dict[str, float]:
     try:
         return {k.strip(): float(w) for k, w in (item.split("=") for item in text.split(",") if item.strip())}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected layer=weight pairs such as relu1_1=2,relu5_1=0.5; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected layer=weight pairs such as relu1_1=2,relu5_1=0.5; got {text!r}") from None
 
 
 def _save_every(text: str) -> int:
@@ -208,7 +209,7 @@ class Termination:
     def code(self) -> int:
         return 143 if self.received else 130
 
-    def __enter__(self) -> "Termination":
+    def __enter__(self) -> Termination:
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGTERM, self._handle)
         return self

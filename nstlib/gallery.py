@@ -12,7 +12,7 @@ per step on the whole batch, which is what makes the batch faster than one run p
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 

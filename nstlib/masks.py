@@ -16,8 +16,8 @@ receptive field: a pixel outside the mask still moves the features of nearby pos
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F

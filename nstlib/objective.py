@@ -5,7 +5,8 @@ r"""The objective of style transfer, with its targets computed once.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import torch
 

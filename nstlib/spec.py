@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 import torch
 
@@ -52,7 +53,7 @@ Steps = Union[int, Sequence[int], None]
 
 def default_steps(optimizer: str) -> int:
     """300 for L-BFGS (PyTorch tutorial), 500 for Adam (d2l). Quick mode does not change it: the
-    course picks its own counts with :func:`nstlib.pick`."""
+    course picks its own counts with :func:`nstlib.course.pick`."""
     return 300 if optimizer == "lbfgs" else 500
 
 
@@ -252,7 +253,7 @@ class Transfer:
                   + (list(self.style_layers) if self.style is not None and self.style_weight else []))
         return max(2, min_side(in_use or list(self.content_layers + self.style_layers), self.arch))
 
-    def resolved(self) -> "Transfer":
+    def resolved(self) -> Transfer:
         """A copy with every default filled in: device, size, steps (a tuple per stage with
         ``scales``) and lr. Raises ValueError for scales that do not fit the size."""
         dev = resolve_device(self.device)
@@ -270,7 +271,7 @@ class Transfer:
         lr = default_lr(self.optimizer) if self.lr is None else self.lr
         return dataclasses.replace(self, device=dev, size=size, steps=steps, lr=lr)
 
-    def with_extractor(self, extractor: Any) -> "Transfer":
+    def with_extractor(self, extractor: Any) -> Transfer:
         """This spec with the network settings and device of a built :class:`nstlib.VGGFeatures`."""
         return dataclasses.replace(self, arch=extractor.arch, pooling=extractor.pooling,
                                    precision=extractor.precision, device=extractor.device)

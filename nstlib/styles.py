@@ -14,7 +14,7 @@ smaller style (``style_scale < 1``) gives finer strokes on the result, a larger 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

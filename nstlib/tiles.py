@@ -4,7 +4,7 @@ the tile side that fits a memory budget. The reasoning is in :mod:`nstlib.tiling
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -44,7 +44,8 @@ def tile_spans(n: int, tile: int, halo: int, stride: int) -> list[Span]:
         raise ValueError(f"halo must be a multiple of the network's stride {stride}, got {halo}")
     t = max(stride, int(tile) // stride * stride)
     k = -(-n // t)
-    core = -(-(-(-n // k)) // stride) * stride
+    per_tile = -(-n // k)  # ceil(n / k)
+    core = -(-per_tile // stride) * stride  # rounded up to the stride
     starts = list(range(0, n, core))
     if len(starts) > 1 and n - starts[-1] < stride:  # a sliver: merge it into the previous core
         starts.pop()

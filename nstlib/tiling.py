@@ -68,7 +68,7 @@ network with gradient checkpointing (activations recomputed in the backward pass
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -133,7 +133,7 @@ class TiledObjective:
     @classmethod
     def from_objective(cls, objective, *, tile: int | tuple[int, int] | str = 512, halo: int | None = None,
                        max_memory: int | None = None,
-                       tile_nograd: int | tuple[int, int] | None = None) -> "TiledObjective":
+                       tile_nograd: int | tuple[int, int] | None = None) -> TiledObjective:
         """The same objective as an :class:`~nstlib.objective.Objective` (its targets reused), tiled."""
         if objective.mask is not None or objective.per_image:
             raise ValueError("tiling does not support a mask or per-image weights; run those untiled")

@@ -8,7 +8,7 @@ Defaults and their sources: ``docs/defaults.md``.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 

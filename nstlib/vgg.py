@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections import OrderedDict
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -62,7 +62,7 @@ def min_side(layers: Iterable[str], arch: str = "vgg19") -> int:
     return 2 ** sum(1 for n in names[:deepest + 1] if n.startswith("pool"))
 
 
-def _build(arch: str, pooling: str) -> "OrderedDict[str, nn.Module]":
+def _build(arch: str, pooling: str) -> OrderedDict[str, nn.Module]:
     mods: OrderedDict[str, nn.Module] = OrderedDict()
     c_in = 3
     for b, (n, width) in enumerate(zip(BLOCKS[arch], WIDTHS), start=1):
@@ -100,7 +100,7 @@ def _calibration_images(seed: int, size: int = 96) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
+def _random_init(mods: OrderedDict[str, nn.Module], seed: int) -> None:
     """Seeded He-normal init, then the paper's normalization: every channel's mean ReLU
     activation over the calibration images (bundled photos and paintings) and positions is
     scaled to 1, layer by layer (a ReLU network is positively homogeneous, so this only
@@ -143,7 +143,7 @@ class VGGFeatures(nn.Module):
         channels_last: store activations channels-last (NHWC); ``None``: on for the CPU, where it
             is faster, and for reduced precision on CUDA.
 
-    Attribute ``announced`` (False at first) is set by :func:`nstlib.notice` when it has shown the
+    Attribute ``announced`` (False at first) is set by :func:`nstlib.course.notice` when it has shown the
     random-weights banner for this extractor; runs that use it then do not repeat the warning.
 
     Input: [B, 3, H, W] in [0, 1]; ImageNet mean/std normalization happens inside.
@@ -162,7 +162,7 @@ class VGGFeatures(nn.Module):
         self.layers: list[str] = check_layers(layers, arch)
         state, self.weights_source = resolve_state_dict(arch, weights)
         self.pretrained: bool = state is not None
-        self.announced: bool = False  # set by nstlib.notice once the banner has said "random weights"
+        self.announced: bool = False  # set by nstlib.course.notice once the banner has said "random weights"
         depth = max(self.layer_names.index(n) for n in self.layers) + 1
         # only the layers up to the deepest tap are built (and calibrated, for random weights)
         mods = OrderedDict(list(_build(arch, pooling).items())[:depth])
@@ -195,7 +195,7 @@ class VGGFeatures(nn.Module):
     def device(self) -> torch.device:
         return self.mean.device
 
-    def train(self, mode: bool = True) -> "VGGFeatures":
+    def train(self, mode: bool = True) -> VGGFeatures:
         """Always stays in eval mode (the extractor is frozen)."""
         return super().train(False)
 
@@ -243,7 +243,7 @@ class VGGFeatures(nn.Module):
 def warn_if_random(ext: VGGFeatures, stacklevel: int = 3) -> None:
     """Warn (once per call site) that results from a random-weights extractor are not meaningful.
 
-    Quiet for an extractor whose banner :func:`nstlib.notice` has shown (``ext.announced``): the
+    Quiet for an extractor whose banner :func:`nstlib.course.notice` has shown (``ext.announced``): the
     reader has been told once, and a notebook's cells keep to what they teach.
     ``stacklevel`` 3 points at the caller of the function calling this one (add one per decorator)."""
     if not ext.pretrained and not getattr(ext, "announced", False):

@@ -27,25 +27,25 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
-from .config import resolve_device
-from .engine import Result
-from .examples import examples
-from .image import ImageSource
-from .playground_controls import CONTENT_CHOICES, STYLE_CHOICES, add_controls, layout
-from .playground_extras import BeyondControls
-from .playground_live import Compare, Scrubber
-from .playground_picker import LABEL_STYLE as _W
-from .playground_picker import ImagePicker, image_widget
-from .playground_presets import PRESETS, apply_preset
-from .playground_runner import (
+from ..config import resolve_device
+from ..engine import Result
+from ..examples import examples
+from ..image import ImageSource
+from ..transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
+from ..vgg import ARCHS, VGGFeatures
+from .controls import CONTENT_CHOICES, STYLE_CHOICES, add_controls, layout
+from .extras import BeyondControls
+from .form import banner_html, build_spec, describe_run
+from .live import Compare, Scrubber
+from .picker import LABEL_STYLE as _W
+from .picker import ImagePicker, image_widget
+from .presets import PRESETS, apply_preset
+from .runner import (
     PREVIEW_SIDE,
     ExtractorCache,
     PlaygroundRun,
     default_results_dir,
 )
-from .playground_spec import banner_html, build_spec, describe_run
-from .transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
-from .vgg import ARCHS, VGGFeatures
 
 __all__ = ["Playground", "CONTENT_CHOICES", "STYLE_CHOICES"]
 
@@ -67,7 +67,7 @@ class Playground(widgets.VBox):
             on the first run and rebuilt only when the pooling, precision or ``arch`` changes.
         device: where the optimization runs (default: the extractor's, else the best available).
         results_dir: where Save writes (default ``images/results/`` of the repository).
-        preview: start each run with :data:`nstlib.playground_runner.PREVIEW_STEPS` steps at
+        preview: start each run with :data:`nstlib.playground.runner.PREVIEW_STEPS` steps at
             ``PREVIEW_SIDE`` px (the first frame within about a second on a CPU), then continue at full size.
 
     After a run: ``result`` (a :class:`nstlib.Result`) or ``error`` (the exception, also shown

@@ -1,4 +1,4 @@
-"""The engine room of :class:`nstlib.widgets.Playground`: one live run, its view, and helpers.
+"""The engine room of :class:`nstlib.playground.Playground`: one live run, its view, and helpers.
 
 Nothing here imports ipywidgets, so it is tested without a browser. A :class:`PlaygroundRun`
 runs one :class:`nstlib.Transfer` with :func:`nstlib.run` and
@@ -30,11 +30,11 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from .engine import Result
-from .image import resize, to_pil
-from .spec import Transfer, format_name, option_tags
-from .transfer import run
-from .vgg import VGGFeatures
+from ..engine import Result
+from ..image import resize, to_pil
+from ..spec import Transfer, format_name, option_tags
+from ..transfer import run
+from ..vgg import VGGFeatures
 
 __all__ = ["png_bytes", "loss_plot_png", "uploaded_files", "PlaygroundRun", "ExtractorCache", "View",
            "LIVE_KEYS", "PREVIEW_SIDE", "PREVIEW_STEPS"]
@@ -69,7 +69,7 @@ def loss_plot_png(history: list[dict], marks: list[tuple[int, str]] = (), title:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plot import plot_history
+    from ..plot import plot_history
     fig = Figure(figsize=(7.6, 2.9), dpi=80)
     FigureCanvasAgg(fig)
     weighted, raw = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -246,7 +246,7 @@ class PlaygroundRun:
 
 def default_results_dir() -> Path:
     """``images/results/`` of the course repository (or of the current folder if not in one)."""
-    from .examples import images_dir
+    from ..examples import images_dir
     try:
         root = images_dir()
     except Exception:

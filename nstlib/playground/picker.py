@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .image import ImageSource, free_path, load_image
-from .playground_runner import png_bytes, uploaded_files
+from ..image import ImageSource, free_path, load_image
+from .runner import png_bytes, uploaded_files
 
 __all__ = ["ImagePicker", "box", "image_widget", "LABEL_STYLE", "THUMB_SIDE"]
 

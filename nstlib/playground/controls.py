@@ -1,4 +1,4 @@
-"""The control widgets of :class:`nstlib.widgets.Playground` and its layout (set as its attributes).
+"""The control widgets of :class:`nstlib.playground.Playground` and its layout (set as its attributes).
 
 :func:`add_controls` makes the weights (alpha, beta, gamma on log sliders, live; one weight per
 style layer), the layers (checkboxes, the content layer) and the run settings (pooling,
@@ -12,17 +12,17 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .color import PRESERVE_COLOR
-from .config import default_size
-from .engine import OPTIMIZERS
-from .playground_picker import LABEL_STYLE as _W
-from .playground_picker import box as _box
-from .playground_presets import PRESETS
-from .playground_runner import PREVIEW_SIDE
-from .playground_spec import SCALES
-from .precision import PRECISIONS
-from .transfer import INITS, STYLE_LAYERS, default_steps
-from .vgg import POOLINGS
+from ..color import PRESERVE_COLOR
+from ..config import default_size
+from ..engine import OPTIMIZERS
+from ..precision import PRECISIONS
+from ..transfer import INITS, STYLE_LAYERS, default_steps
+from ..vgg import POOLINGS
+from .form import SCALES
+from .picker import LABEL_STYLE as _W
+from .picker import box as _box
+from .presets import PRESETS
+from .runner import PREVIEW_SIDE
 
 __all__ = ["add_controls", "layout", "CONTENT_CHOICES", "STYLE_CHOICES"]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from .image import load_image
-from .masks import shape_mask
-from .spec import Transfer
+from ..image import load_image
+from ..masks import shape_mask
+from ..spec import Transfer
 
 __all__ = ["build_spec", "style_options", "describe_run", "banner_html", "SCALES"]
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import torch
 
-from .image import free_path, save_image, to_pil
-from .playground_picker import box, image_widget
-from .playground_runner import png_bytes
+from ..image import free_path, save_image, to_pil
+from .picker import box, image_widget
+from .runner import png_bytes
 
 __all__ = ["Scrubber", "Compare", "gif_bytes", "settings_text"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .masks import MASK_SHAPES
-from .playground_picker import LABEL_STYLE, box
-from .vgg import ARCHS
+from ..masks import MASK_SHAPES
+from ..vgg import ARCHS
+from .picker import LABEL_STYLE, box
 
 __all__ = ["BeyondControls"]
 
