@@ -76,6 +76,22 @@ def test_gallery_gives_each_image_its_own_style(random_vgg, tiny_content, tiny_s
         gallery(tiny_content, [], extractor=random_vgg)
 
 
+def test_per_image_styles_need_one_style_per_image(random_vgg, tiny_content, tiny_style):
+    """Objective(style_per_image=True): style b for image b only; a count that does not match is refused."""
+    layers = ["relu1_1", "relu2_1"]
+    with pytest.raises(ValueError, match="one style image per image of the batch"):
+        nstlib.Objective(random_vgg, tiny_content, [tiny_style], [], layers, [1.0] * 2, [1.0] * 2, [0.0] * 2,
+                         style_per_image=True)
+    texture = nstlib.example("brick", 32, device="cpu")
+    both = nstlib.Objective(random_vgg, None, [tiny_style, texture], [], layers, [0.0] * 2, [1.0] * 2, [0.0] * 2,
+                            style_per_image=True)
+    x = torch.rand(2, 3, 16, 32, generator=torch.Generator().manual_seed(0))
+    per_image = both(x)["per_image"]
+    for b, style in enumerate([tiny_style, texture]):  # the second formula: one objective per image
+        alone = nstlib.Objective(random_vgg, None, style, [], layers, 0.0, 1.0, 0.0)
+        assert torch.allclose(per_image[b], alone(x[b:b + 1])["total"], rtol=1e-5), b
+
+
 def _mean_std(features, targets):
     total = 0.0
     for n, t in targets.items():
