@@ -18,10 +18,11 @@ from .config import default_device, default_size, offline
 from .engine import Result, optimize
 from .errors import ImageError, LayerError, NSTError, OutOfMemoryError, WeightsError, WeightsUnavailableError
 from .examples import examples
-from .image import example, load_image, resize, save_image, to_pil
+from .image import example, load_image, resize
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .masks import masked_gram_matrix
 from .plot import plot_history, show
+from .save import save_image, to_pil
 from .spec import Transfer
 from .sweep import SweepResult, sweep
 from .transfer import Objective, reconstruct, run, stylize

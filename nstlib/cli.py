@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .color import PRESERVE_COLOR
 from .errors import NSTError
-from .image import SAVE_SUFFIXES
 from .precision import PRECISIONS
+from .save import SAVE_SUFFIXES
 from .spec import CONTENT_LAYERS, CONTENT_WEIGHT, INITS, OPTIMIZERS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT, Transfer
 from .vgg import ARCHS, POOLINGS
 
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{losses['total']:.4g}")
         if args.save_every and step % args.save_every == 0:
-            from .image import save_image
+            from .save import save_image
             stem = Path(args.output).stem if args.output else "nst"
             save_image(image, out_dir / f"{stem}_step{step}.jpg")
 

@@ -94,7 +94,7 @@ class Result:
         Returns:
             The path written (``_1``, ``_2``, ... is added if the name is taken).
         """
-        from .image import save_image
+        from .save import save_image
         return save_image(self.image, Path(path) if path is not None else Path(folder) / self.name)
 
     def _repr_html_(self) -> str:  # a readable line in notebooks instead of a tensor dump

@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
-from ..image import free_path, save_image, to_pil
+from ..save import free_path, save_image, to_pil
 from .picker import box, image_widget
 from .runner import png_bytes
 

@@ -31,7 +31,8 @@ from typing import Any, Callable, Protocol
 import torch
 
 from ..engine import Result
-from ..image import resize, to_pil
+from ..image import resize
+from ..save import to_pil
 from ..spec import Transfer, format_name, option_tags
 from ..transfer import run
 from ..vgg import VGGFeatures
