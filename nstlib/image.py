@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 import torch
@@ -105,8 +106,9 @@ def check_size(size: object) -> Size:
                              f"{int(MAX_PIXELS ** 0.5)} px on a side); use a smaller size")
         return int(size)
     try:
-        new = (int(size[0]), int(size[1]))  # type: ignore[index]
-        ok = len(size) == 2 and all(float(v) == int(v) for v in size)  # type: ignore[arg-type]
+        seq = cast("Sequence[Any]", size)  # anything else fails below with TypeError
+        new = (int(seq[0]), int(seq[1]))
+        ok = len(seq) == 2 and all(float(v) == int(v) for v in seq)
     except (TypeError, IndexError, ValueError, OverflowError):
         ok = False
     if not ok or isinstance(size, (str, bytes)):

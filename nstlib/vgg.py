@@ -87,13 +87,13 @@ def _calibration_images(seed: int, size: int = 96) -> torch.Tensor:
     """
     from .examples import example_path
     from .image import load_image
-    paths = [example_path(n) for n in CALIBRATION_IMAGES]
-    if all(p is not None for p in paths):
+    paths = [p for p in map(example_path, CALIBRATION_IMAGES) if p is not None]
+    if len(paths) == len(CALIBRATION_IMAGES):
         return torch.cat([load_image(p, size=(size, size), device="cpu") for p in paths])
     g = torch.Generator().manual_seed(seed + 7919)
-    img = torch.zeros(len(paths), 3, size, size)
+    img = torch.zeros(len(CALIBRATION_IMAGES), 3, size, size)
     for s in (3, 6, 12, 24, 48, size):
-        noise = torch.randn(len(paths), 3, s, s, generator=g)
+        noise = torch.randn(len(CALIBRATION_IMAGES), 3, s, s, generator=g)
         img += nn.functional.interpolate(noise, size=(size, size), mode="bilinear", align_corners=False)
     lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
     return (img - lo) / (hi - lo)
@@ -113,6 +113,7 @@ def _random_init(mods: OrderedDict[str, nn.Module], seed: int) -> None:
     for name, m in mods.items():
         if isinstance(m, nn.Conv2d):
             fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            assert m.bias is not None  # VGG's convolutions all have a bias
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_out) ** 0.5)
             m.bias.zero_()
             act = torch.relu(m(x)).mean(dim=(0, 2, 3))
@@ -150,6 +151,9 @@ class VGGFeatures(nn.Module):
     Output: ``{name: Tensor[B, C_l, H_l, W_l]}`` for the requested layers.
     """
 
+    mean: torch.Tensor  # [1, 3, 1, 1] buffers: ImageNet's channel mean and std
+    std: torch.Tensor
+
     def __init__(self, arch: str = "vgg19", layers: Iterable[str] = DEFAULT_LAYERS,
                  pooling: str = "max", weights: WeightsSpec = "imagenet",
                  device: str | torch.device | None = None, seed: int = 0, precision: str = "fp32",
@@ -173,6 +177,7 @@ class VGGFeatures(nn.Module):
         else:
             for i, (name, m) in enumerate(mods.items()):  # position i is torchvision's features[i]
                 if isinstance(m, nn.Conv2d):
+                    assert m.bias is not None  # VGG's convolutions all have a bias
                     for p, t in ((m.weight, state[f"{i}.weight"]), (m.bias, state[f"{i}.bias"])):
                         if p.shape != t.shape:
                             raise WeightsError(
@@ -189,7 +194,8 @@ class VGGFeatures(nn.Module):
         dev = resolve_device(device)
         self.precision, self.amp_dtype = precision, amp_dtype(precision, dev)
         self.channels_last = use_channels_last(channels_last, dev, self.amp_dtype)
-        self.to(dev, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        self.to(dev)
+        self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     @property
     def device(self) -> torch.device:

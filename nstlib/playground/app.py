@@ -165,8 +165,9 @@ class Playground(widgets.VBox):
                 if wait:
                     self.set_status("a run is in progress: press Stop first", error=True)
                     return None
-                old = self._thread
-                self._run.stop.set()
+                old, current = self._thread, self._run
+                if current is not None:
+                    current.stop.set()
                 self._thread = threading.Thread(target=self._chain, args=(old, init), daemon=True)
                 self._thread.start()
                 return None

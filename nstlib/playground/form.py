@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ __all__ = ["build_spec", "style_options", "describe_run", "banner_html", "SCALES
 SCALES = ("1", "2", "3")
 
 
-def style_options(p: dict, content_shape: tuple[int, int]) -> dict[str, Any]:
+def style_options(p: dict, content_shape: Sequence[int]) -> dict[str, Any]:
     """The :class:`nstlib.Transfer` style and mask fields of a playground run ``p``."""
     style2, mask = p.get("style2"), shape_mask(p.get("mask_shape", "none"), *content_shape)
     if style2 is not None and p.get("style2_mode") == "outside" and mask is None:

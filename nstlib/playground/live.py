@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import torch
+from PIL import Image
 
 from ..save import free_path, save_image, to_pil
 from .picker import box, image_widget
@@ -28,7 +29,7 @@ def gif_bytes(frames: Sequence[tuple[int, torch.Tensor]], ms_per_frame: int = 12
     looping, the last frame held ``hold_ms``. Raises ValueError for no frames."""
     if not frames:
         raise ValueError("no frames to export: run first")
-    pics = [to_pil(img).convert("P", palette=1, colors=256) for _, img in frames]  # 1 = Image.ADAPTIVE
+    pics = [to_pil(img).convert("P", palette=Image.Palette.ADAPTIVE, colors=256) for _, img in frames]
     durations = [ms_per_frame] * (len(pics) - 1) + [hold_ms]
     buf = io.BytesIO()
     pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0)

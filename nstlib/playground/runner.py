@@ -25,6 +25,7 @@ import io
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -64,7 +65,7 @@ def png_bytes(img: torch.Tensor, max_side: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def loss_plot_png(history: list[dict], marks: list[tuple[int, str]] = (), title: str = "") -> bytes:
+def loss_plot_png(history: list[dict], marks: Sequence[tuple[int, str]] = (), title: str = "") -> bytes:
     """PNG of the loss curves (weighted terms and total | unweighted terms) against step, with
     the weight changes ``marks`` ``[(step, label)]`` drawn as vertical lines. No pyplot: thread-safe."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -142,14 +143,15 @@ class PlaygroundRun:
     """
 
     def __init__(self, spec: Transfer, view: View, live: Callable[[], dict | None] | None = None,
-                 names: tuple[str, str] = ("content", "style"), fps: float = 4.0,
+                 names: tuple[str, ...] = ("content", "style"), fps: float = 4.0,
                  plot_every_s: float = 1.0, preview_side: int | None = None,
                  preview_steps: int = PREVIEW_STEPS, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec, self.view, self.live, self.names, self.clock = spec, view, live, names, clock
         self.stop = threading.Event()
         self.frame_interval, self.plot_interval = 1.0 / fps, plot_every_s
         self.preview_side, self.preview_steps = preview_side, preview_steps
-        self.steps = int(spec.resolved().steps if spec.scales is None else sum(spec.resolved().steps))
+        steps = spec.resolved().steps  # per stage with scales
+        self.steps = steps if isinstance(steps, int) else sum(steps or ())
         self.weights: dict = spec.loss_weights()
         self.history: list[dict] = []  # the full-size stage's steps as the callback saw them
         self.changes: list[tuple[int, str]] = []  # (step, "β→1e+05"): weight changes during the run

@@ -1,17 +1,20 @@
 """Exercise checks for notebooks 03-04 (gradient flow, Adam)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from .common import ratio_hint as _ratio_hint
 from .common import run_check
 
+if TYPE_CHECKING:
+    from ...vgg import VGGFeatures
+
 __all__ = ['check_gradient_norms', 'check_adam_loop']
 
 
-def check_gradient_norms(fn: Callable, extractor: object = None) -> bool:
+def check_gradient_norms(fn: Callable, extractor: VGGFeatures | None = None) -> bool:
     """Notebook 03: ``fn(features, loss) -> {layer: float}``, the norm of d loss / d features[layer].
 
     Compared with :func:`nstlib.course.analysis.gradient_flow` on a style loss at the deepest layer of
@@ -99,8 +102,14 @@ def check_adam_loop(fn: Callable, objective: Callable | None = None, init: torch
     Must match ``torch.optim.Adam`` (pixels clamped to [0, 1] after each update, ``losses[t]`` the
     loss of the image evaluated at step t). Default objective: nstlib's losses on raw pixels.
     """
+    if objective is None:
+        obj, x0 = _pixel_objective()
+    elif init is None:
+        raise ValueError("check_adam_loop(objective=...) needs init=, the image to start from")
+    else:
+        obj, x0 = objective, init
+
     def body() -> tuple[bool, str]:
-        obj, x0 = (objective, init) if objective is not None else _pixel_objective()
         out = fn(obj, x0.detach().clone(), steps=steps, lr=lr)
         want = _adam_torch(obj, x0, steps, lr)
         if not isinstance(out, tuple) or len(out) != 2:
