@@ -7,7 +7,7 @@ import torch
 
 from .common import not_tensor as _not_tensor
 from .common import ratio_hint as _ratio_hint
-from .common import run_check
+from .common import run_check, seeded_features
 
 __all__ = ['check_receptive_field', 'check_content_loss', 'check_gram_matrix']
 
@@ -35,10 +35,8 @@ def check_content_loss(fn: Callable) -> bool:
     from ...losses import content_loss
 
     def body() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
-        for shape in [(1, 4, 5, 6), (2, 3, 4, 4)]:
-            feats = torch.randn(shape, generator=g).requires_grad_(True)
-            target = torch.randn(shape, generator=g)
+        for shape, feats, target in seeded_features([(1, 4, 5, 6), (2, 3, 4, 4)], with_target=True):
+            assert target is not None
             got = fn(feats, target)
             bad = _not_tensor(got)
             if bad:
@@ -67,9 +65,7 @@ def check_gram_matrix(fn: Callable) -> bool:
     from ...losses import gram_matrix
 
     def body() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
-        for shape in [(1, 3, 4, 5), (2, 6, 3, 3)]:
-            feats = torch.rand(shape, generator=g).requires_grad_(True)
+        for shape, feats, _ in seeded_features([(1, 3, 4, 5), (2, 6, 3, 3)], uniform=True):
             got = fn(feats)
             bad = _not_tensor(got)
             if bad:
