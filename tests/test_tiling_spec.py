@@ -193,3 +193,18 @@ def test_cli_refuses_bad_large_image_flags(argv, code, capsys):
         got = e.code
     err = capsys.readouterr().err
     assert got == code and "Traceback" not in err and err.strip(), err
+
+
+# ---------------------------------------------------------------- the playground
+def test_the_playground_tiles_control_reaches_the_spec(tmp_path):
+    from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+    full = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
+    pg = Playground("chelsea_cat", "starry_night", steps=1, size=32, extractor=full, weights="random",
+                    results_dir=tmp_path)
+    assert pg.params["tile"] is None and pg.spec().tile is None
+    pg.beyond.tile.value = "auto"
+    assert pg.spec().tile == "auto"
+    pg.beyond.tile.value = "256"
+    assert pg.spec().tile == 256
+    res = pg.run(wait=True)  # 32 px fits one tile: untiled, the same values
+    assert res.spec.tile == 256 and res.params["stage_tile"] is None and "tiles 256 px" in pg.run_info.value
