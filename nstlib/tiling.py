@@ -56,8 +56,8 @@ the Gram sums (with a single tile there is no pass 1 at all).
 carries its halo, so a step costs about ``(1 + 0.4) x`` the crops' total area over the image's;
 figures in ``docs/benchmarks.md`` ("Large images: tiling"). Memory: one crop's activations plus
 image-sized buffers (the image, its gradient, the content targets); the optimizer's state comes
-on top (L-BFGS keeps 2 x history image-sized vectors: prefer Adam or a short history for
-posters). Tile geometry: :mod:`nstlib.tiles`.
+on top (L-BFGS keeps 2 x history image-sized vectors: ``stylize(tile=...)`` keeps 10 pairs in
+tiled stages, :meth:`nstlib.Transfer.history_size`). Tile geometry: :mod:`nstlib.tiles`.
 
 Refused with a ``ValueError``: masks (spatial control) and batches / per-image weights
 (:func:`nstlib.sweep`): run those untiled, one image at a time.
