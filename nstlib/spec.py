@@ -29,9 +29,9 @@ from .image import ImageSource, check_size
 from .naming import format_name, label, option_tags
 from .precision import PRECISIONS
 from .styles import blend_weights, style_side
-from .vgg import ARCHS, POOLINGS, check_layers, min_side
 from .validation import (FLOAT32_MAX, LBFGS_HISTORY, TILED_LBFGS_HISTORY, check_count, check_lr, check_tile,
                          check_weight, layer_tuple, parse_memory, scale_sides)
+from .vgg import ARCHS, POOLINGS, check_layers, min_side
 from .weights import WeightsSpec
 
 __all__ = ["Transfer", "CONTENT_LAYERS", "STYLE_LAYERS", "INITS", "OPTIMIZERS", "CONTENT_WEIGHT",

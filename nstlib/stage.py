@@ -20,9 +20,9 @@ from .image import load_image, resize
 from .naming import label
 from .objective import Objective
 from .spec import Init, Transfer
+from .styles import prepare_inputs
 from .tiles import needs_tiles, tile_sides
 from .tiling import TiledObjective
-from .styles import prepare_inputs
 from .vgg import VGGFeatures, warn_if_random
 
 __all__ = ["Inputs", "load_inputs", "build_extractor", "stage_tile", "build_objective", "run_stage", "init_image"]
