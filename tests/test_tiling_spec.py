@@ -129,6 +129,24 @@ def test_checkpointed_and_tiled_checkpointed_runs_equal_the_plain_one(random_vgg
         assert [_rel(a["total"], b["total"]) for a, b in zip(got, ref, strict=True)] == pytest.approx([0, 0], abs=1e-4)
 
 
+def test_checkpoint_recomputes_the_forward_pass_in_the_backward(random_vgg, images):
+    # torch.utils.checkpoint runs a segment again when its backward needs what it saved: relu1_1
+    # (its backward reads its output) runs more often with checkpoint=True, untiled and tiled
+    content, style = images
+    calls = []
+    hook = random_vgg.body.relu1_1.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        counts = {}
+        for kw in (dict(), dict(checkpoint=True), dict(tile=48), dict(tile=48, checkpoint=True)):
+            calls.clear()
+            nstlib.stylize(content, style, extractor=random_vgg, size=SHAPE, steps=2, **kw)
+            counts[tuple(kw.items())] = len(calls)
+    finally:
+        hook.remove()
+    plain, ck, tiled, tiled_ck = counts.values()
+    assert ck > plain and tiled_ck > tiled, counts
+
+
 def test_live_weights_act_on_a_tiled_stage(random_vgg, images):
     content, style = images
     kw = dict(extractor=random_vgg, size=SHAPE, steps=3, every=1,
