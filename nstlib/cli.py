@@ -14,7 +14,18 @@ from .color import PRESERVE_COLOR
 from .errors import NSTError
 from .precision import PRECISIONS
 from .save import SAVE_SUFFIXES
-from .spec import CONTENT_LAYERS, CONTENT_WEIGHT, INITS, OPTIMIZERS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT, Transfer
+from .spec import (
+    CONTENT_LAYERS,
+    CONTENT_WEIGHT,
+    INITS,
+    LBFGS_HISTORY,
+    OPTIMIZERS,
+    STYLE_LAYERS,
+    STYLE_WEIGHT,
+    TILED_LBFGS_HISTORY,
+    TV_WEIGHT,
+    Transfer,
+)
 from .vgg import ARCHS, POOLINGS
 
 __all__ = ["main", "build_parser", "build_spec"]
@@ -76,7 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="black-and-white mask, content's aspect ratio: style only where it is white")
     g.add_argument("--style-outside", default=None, metavar="IMG",
                    help="a second style painted where the mask is black (needs --mask)")
+    g = p.add_argument_group("large images (README: Large images)")
+    g.add_argument("--tile", type=_tile, default=None, metavar="PX | auto",
+                   help="compute the objective in tiles of PX px (exact: global Gram matrices, an 80 px halo), "
+                        "or 'auto' (tiles that fit --max-memory); stages that fit in one tile run untiled")
+    g.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory budget of one tile with --tile auto, e.g. 3GB or 512MB "
+                        "(default: half the available memory)")
+    g.add_argument("--checkpoint", action="store_true",
+                   help="gradient checkpointing through VGG: less memory, more time, the same result")
+    g.add_argument("--lbfgs-history", type=int, default=None, metavar="N",
+                   help=f"L-BFGS's curvature pairs (default {LBFGS_HISTORY}; {TILED_LBFGS_HISTORY} in tiled stages)")
     return p
+
+
+def _tile(text: str) -> int | str:
+    """``"512"`` -> 512, ``"auto"`` -> "auto" (checked by the spec)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a tile side in px such as 512, or auto; got {text!r}") from None
 
 
 def _floats(text: str) -> list[float]:
@@ -131,7 +163,8 @@ def build_spec(args: argparse.Namespace, styles: Sequence[str]) -> Transfer:
                     device=args.device,
                     preserve_color=None if args.preserve_color == "none" else args.preserve_color,
                     style_blend=args.style_blend, style_scale=args.style_scale, mask=args.mask,
-                    style_outside=args.style_outside)
+                    style_outside=args.style_outside, tile=args.tile, max_memory=args.max_memory,
+                    checkpoint=args.checkpoint, lbfgs_history=args.lbfgs_history)
 
 
 def _styles(args: argparse.Namespace) -> list[str]:

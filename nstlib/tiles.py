@@ -12,8 +12,8 @@ from .checkpoint import bytes_per_pixel
 from .memory import available_bytes
 from .vgg import VGGFeatures, check_layers, layer_names, min_side
 
-__all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "grid", "crops_area",
-           "at_core", "crop_core"]
+__all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "tile_sides", "needs_tiles",
+           "grid", "crops_area", "at_core", "crop_core"]
 
 Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
 
@@ -65,6 +65,24 @@ def auto_tile(ext: VGGFeatures, layers: Sequence[str], max_memory: int | None = 
     h, s = halo_and_stride(layers, ext.arch)
     side = math.sqrt(max_memory / bytes_per_pixel(ext, layers, grad=True))
     return max(s, int(side - 2 * h) // s * s)
+
+
+def tile_sides(ext: VGGFeatures, layers: Sequence[str], tile: object,
+               max_memory: int | None = None) -> tuple[int, int]:
+    """``tile`` (a side, ``(h, w)`` or ``"auto"``: :func:`auto_tile` for ``max_memory``) as ``(h, w)``."""
+    if isinstance(tile, str) and tile == "auto":
+        tile = auto_tile(ext, layers, max_memory) if layers else 1 << 30
+    sides = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, (tuple, list)) else ()
+    if len(sides) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sides):
+        raise ValueError(f"tile must be a side in px (e.g. 512), (height, width) or 'auto', got {tile!r}")
+    return sides  # type: ignore[return-value]
+
+
+def needs_tiles(shape: Sequence[int], tile: tuple[int, int], layers: Sequence[str], arch: str) -> bool:
+    """Whether an image of ``shape`` (..., H, W) takes more than one ``tile`` core: the stages that
+    fit in one run untiled (the same values, no tiling cost)."""
+    halo, stride = halo_and_stride(layers, arch) if layers else (0, 1)
+    return len(grid(shape, tile, halo, stride)) > 1
 
 
 def grid(shape: Sequence[int], tile: tuple[int, int], halo: int, stride: int) -> list[tuple[Span, Span]]:

@@ -46,7 +46,7 @@ def build_spec(p: dict, weights: Any, device: Any, init: Any = None) -> Transfer
                     init=p["init"] if init is None else init, size=size,
                     scales=scales if scales > 1 else None, seed=int(p["seed"]),
                     every=max(1, steps // 100), device=device, preserve_color=p.get("preserve_color"),
-                    style_scale=float(p.get("style_scale", 1.0)), **style_options(p, shape))
+                    style_scale=float(p.get("style_scale", 1.0)), tile=p.get("tile"), **style_options(p, shape))
 
 
 def describe_run(spec: Transfer, steps: int, init: Any) -> str:
@@ -54,7 +54,8 @@ def describe_run(spec: Transfer, steps: int, init: Any) -> str:
     start = "the current image" if isinstance(init, torch.Tensor) else spec.init
     return (f"this run: {len(spec.style_layers)} style layers, content {', '.join(spec.content_layers)}, "
             f"{spec.pooling} pooling, {spec.optimizer}, {steps} steps, {spec.size} px, {spec.arch}, "
-            f"{spec.precision}, from {start}" + (f", scales {spec.scales}" if spec.scales else ""))
+            f"{spec.precision}, from {start}" + (f", scales {spec.scales}" if spec.scales else "")
+            + (f", tiles {spec.tile} px" if isinstance(spec.tile, int) else ", tiles auto" if spec.tile else ""))
 
 
 def banner_html(ext: Any, warnings: list[str]) -> str:
