@@ -36,6 +36,7 @@ from .validation import (
     TILED_LBFGS_HISTORY,
     check_count,
     check_lr,
+    check_scales_and_steps,
     check_tile,
     check_weight,
     layer_tuple,
@@ -150,7 +151,9 @@ class Transfer:
             check_choice("init", self.init, INITS, " or pass an image tensor")
             if self.init == "style" and self.style is None:
                 raise ValueError("init='style' needs a style image; pass style=... or init='content' or 'noise'")
-        self._check_steps()
+        scales, steps = check_scales_and_steps(self.scales, self.size, self.steps)
+        object.__setattr__(self, "scales", scales)
+        object.__setattr__(self, "steps", steps)
         if self.lr is not None:
             fix("lr", check_lr(self.lr))
         if self.size is not None:
@@ -163,24 +166,6 @@ class Transfer:
         resolve_device(self.device)  # unknown names and missing GPUs raise ValueError here
         self._check_style_options()
         self._check_memory_options()
-
-    def _check_steps(self) -> None:
-        if self.scales is not None:
-            if isinstance(self.scales, bool) or not isinstance(self.scales, (numbers.Integral, Sequence)):
-                raise ValueError(f"scales must be a number of octaves such as 3 or ascending sides such as "
-                                 f"[128, 256, 512], got {self.scales!r}")
-            if isinstance(self.scales, Sequence):
-                object.__setattr__(self, "scales", tuple(self.scales))
-            if self.size is not None and not isinstance(self.size, numbers.Integral):
-                raise ValueError(f"scales needs size as one int (the longest side), got {self.size!r}")
-        if self.steps is None or isinstance(self.steps, numbers.Integral):
-            if self.steps is not None:
-                object.__setattr__(self, "steps", check_count("steps", self.steps))
-            return
-        if self.scales is None or isinstance(self.steps, (str, bytes)) or not isinstance(self.steps, Sequence):
-            raise ValueError(f"steps must be a positive whole number such as 100 (a list only with "
-                             f"scales=...), got {self.steps!r}")
-        object.__setattr__(self, "steps", tuple(check_count("steps", n) for n in self.steps))
 
     def _check_style_options(self) -> None:
         if self.preserve_color is not None:

@@ -16,7 +16,7 @@ import torch
 from .errors import LayerError
 
 __all__ = ["FLOAT32_MAX", "LBFGS_HISTORY", "TILED_LBFGS_HISTORY", "check_count", "check_weight", "check_lr",
-           "layer_tuple", "scale_sides", "check_tile", "parse_memory"]
+           "layer_tuple", "scale_sides", "check_tile", "parse_memory", "check_scales_and_steps"]
 
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 #: L-BFGS's curvature pairs: torch.optim.LBFGS's default (as in the PyTorch tutorial), and the
@@ -111,4 +111,23 @@ def parse_memory(value: object, name: str = "max_memory") -> int | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < 1:
         raise ValueError(f"{name} must be a positive number of bytes or a size such as '3GB', got {value!r}")
-    return int(value)
+    return int(float(value))
+
+
+def check_scales_and_steps(scales: object, size: object, steps: object
+                           ) -> tuple[int | tuple[int, ...] | None, int | tuple[int, ...] | None]:
+    """``scales`` (None, a number of octaves, or ascending sides) and ``steps`` (a count, or one per
+    scale), as the spec keeps them (tuples); ``scales`` needs ``size`` as one int."""
+    if scales is not None:
+        if isinstance(scales, bool) or not isinstance(scales, (numbers.Integral, Sequence)):
+            raise ValueError(f"scales must be a number of octaves such as 3 or ascending sides such as "
+                             f"[128, 256, 512], got {scales!r}")
+        scales = tuple(scales) if isinstance(scales, Sequence) else int(scales)
+        if size is not None and not isinstance(size, numbers.Integral):
+            raise ValueError(f"scales needs size as one int (the longest side), got {size!r}")
+    if steps is None or isinstance(steps, numbers.Integral):
+        return scales, None if steps is None else check_count("steps", steps)
+    if scales is None or isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+        raise ValueError(f"steps must be a positive whole number such as 100 (a list only with "
+                         f"scales=...), got {steps!r}")
+    return scales, tuple(check_count("steps", n) for n in steps)

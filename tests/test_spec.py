@@ -95,7 +95,10 @@ def test_the_result_carries_the_resolved_spec_and_a_varied_spec_runs(random_vgg,
 
 
 def test_quick_mode_does_not_change_the_library_defaults(monkeypatch):
-    monkeypatch.setattr(nstlib.config, "QUICK", True)
+    """Quick mode lives in nstlib.course.quick, which the core never imports (tests/test_layout.py)."""
+    import nstlib.course.quick
+    monkeypatch.setattr(nstlib.course.quick, "QUICK", True)
+    assert nstlib.course.pick("normal", quick="quick") == "quick"
     spec = Transfer("tower_bridge", "starry_night", device="cpu").resolved()
     assert spec.steps == 300 and spec.size == 256
     assert Transfer("tower_bridge", None, optimizer="adam", device="cpu").resolved().steps == 500

@@ -215,7 +215,7 @@ def test_cli_refuses_bad_large_image_flags(argv, code, capsys):
 
 # ---------------------------------------------------------------- the playground
 def test_the_playground_tiles_control_reaches_the_spec(tmp_path):
-    from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+    from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
     full = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
     pg = Playground("chelsea_cat", "starry_night", steps=1, size=32, extractor=full, weights="random",
                     results_dir=tmp_path)
