@@ -1,5 +1,6 @@
-"""The geometry of tiles: the halo, the alignment to the network's stride, the tiles' spans, and
-the tile side that fits a memory budget. The reasoning is in :mod:`nstlib.tiling`'s docstring.
+"""The geometry of tiles: the halo, the alignment to the network's stride, the tiles' spans, the
+tile side that fits a memory budget, and the TV term of one core. The reasoning is in
+:mod:`nstlib.tiling`'s docstring.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .memory import available_bytes
 from .vgg import VGGFeatures, check_layers, layer_names, min_side
 
 __all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "tile_sides", "needs_tiles",
-           "grid", "crops_area", "at_core", "crop_core"]
+           "grid", "crops_area", "at_core", "crop_core", "tv_core"]
 
 Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
 
@@ -85,7 +86,7 @@ def needs_tiles(shape: Sequence[int], tile: tuple[int, int], layers: Sequence[st
     return len(grid(shape, tile, halo, stride)) > 1
 
 
-def grid(shape: Sequence[int], tile: tuple[int, int], halo: int, stride: int) -> list[tuple[Span, Span]]:
+def grid(shape: Sequence[int], tile: Sequence[int], halo: int, stride: int) -> list[tuple[Span, Span]]:
     return [(r, c) for r in tile_spans(shape[-2], tile[0], halo, stride)
             for c in tile_spans(shape[-1], tile[1], halo, stride)]
 
@@ -103,3 +104,20 @@ def at_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
 def crop_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
     """The core positions of a crop's features at stride ``s``."""
     return f[..., (r[2] - r[0]) // s:(r[3] - r[0]) // s, (c[2] - c[0]) // s:(c[3] - c[0]) // s]
+
+
+def tv_core(x: torch.Tensor, grad: torch.Tensor, r: Span, c: Span, gamma: float) -> torch.Tensor:
+    """TV of the pairs whose first pixel is in the core (full-image normalizers); adds
+    ``gamma`` times its gradient into ``grad``. Returns the (detached) value."""
+    H, W = x.shape[-2:]
+    re, ce = min(r[3] + 1, H), min(c[3] + 1, W)
+    h, w = r[3] - r[2], c[3] - c[2]
+    with torch.enable_grad():
+        p = x[..., r[2]:re, c[2]:ce].clone().requires_grad_(True)
+        dh = (p[..., 1:, :w] - p[..., :-1, :w]).abs().sum() / (3 * (H - 1) * W)
+        dw = (p[..., :h, 1:] - p[..., :h, :-1]).abs().sum() / (3 * H * (W - 1))
+        tv = 0.5 * (dh + dw)
+        (gamma * tv).backward()
+    assert p.grad is not None
+    grad[..., r[2]:re, c[2]:ce] += p.grad
+    return tv.detach()

@@ -75,7 +75,7 @@ import torch
 from .checkpoint import bytes_per_pixel
 from .losses import content_loss, gram_matrix
 from .styles import as_list, blend_weights
-from .tiles import Span, at_core, crop_core, crops_area, grid, halo_and_stride, stride_of, tile_sides
+from .tiles import Span, at_core, crop_core, crops_area, grid, halo_and_stride, stride_of, tile_sides, tv_core
 from .vgg import VGGFeatures
 
 __all__ = ["TiledObjective", "SMALL_HALO_GRAD_ERROR"]
@@ -103,7 +103,8 @@ class TiledObjective:
     values with a ``"total"`` whose backward pass gives that gradient (the current engine's contract).
     """
 
-    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None, style: torch.Tensor | None,
+    def __init__(self, extractor: VGGFeatures, content: torch.Tensor | None,
+                 style: torch.Tensor | Sequence[torch.Tensor] | None,
                  content_layers: Sequence[str], style_layers: Sequence[str],
                  content_weight: float, style_weight: float, tv_weight: float,
                  style_layer_weights: Mapping[str, float] | None = None, *,
@@ -123,7 +124,7 @@ class TiledObjective:
         self.style_layer_weights = dict(style_layer_weights or {})
         self.use_tv = bool(self.weights[2])
         self._configure(tile, halo, max_memory, tile_nograd)
-        self.content_targets = self._targets(content) if self.content_layers else {}
+        self.content_targets = self._targets(content) if content is not None and self.content_layers else {}
         self.style_grams: dict[str, torch.Tensor] = {}
         for b, img in zip(blend_weights(style_blend, len(as_list(style))) if self.style_layers else [],
                           as_list(style)):
@@ -220,8 +221,8 @@ class TiledObjective:
         """The style loss of the full image's Gram matrices and its gradient D_l w.r.t. each."""
         with torch.enable_grad():
             g = {n: v.detach().requires_grad_(True) for n, v in grams.items()}
-            style = sum(self.style_layer_weights.get(n, 1.0) * ((g[n] - t) ** 2).mean()
-                        for n, t in self.style_grams.items())
+            style = torch.stack([self.style_layer_weights.get(n, 1.0) * ((g[n] - t) ** 2).mean()
+                                 for n, t in self.style_grams.items()]).sum()
             return style.detach(), dict(zip(g, torch.autograd.grad(style, list(g.values()))))
 
     def _check(self, x: torch.Tensor) -> None:
@@ -248,7 +249,9 @@ class TiledObjective:
         alpha, beta, gamma = self.weights
         arch = self.ext.arch
         zero = x.new_zeros(())
-        tiles, style, d_gram, partial = grid(x.shape, self.tile, self.halo, self.stride), zero, {}, {}
+        tiles, style = grid(x.shape, self.tile, self.halo, self.stride), zero
+        d_gram: dict[str, torch.Tensor] | None = {}
+        partial: dict[str, torch.Tensor] = {}
         if self.style_grams:
             # pass 1 over every tile but the last of pass 2 when that costs less than the pass-1
             # tiles: the last one's graph features then complete the sum (and one tile: no pass 1)
@@ -273,25 +276,10 @@ class TiledObjective:
                 surrogate = alpha * c_t + beta * s_t
                 if surrogate.requires_grad:
                     surrogate.backward()
+                    assert crop.grad is not None
                     grad[..., r[0]:r[1], c[0]:c[1]] += crop.grad
             content = content + c_t.detach()
             if self.use_tv:
-                tv = tv + self._tv_core(x, grad, r, c, gamma)
+                tv = tv + tv_core(x, grad, r, c, gamma)
         total = alpha * content + beta * style + gamma * tv
         return {"total": total.detach(), "content": content.detach(), "style": style.detach(), "tv": tv}
-
-    @staticmethod
-    def _tv_core(x: torch.Tensor, grad: torch.Tensor, r: Span, c: Span, gamma: float) -> torch.Tensor:
-        """TV of the pairs whose first pixel is in the core (full-image normalizers); adds
-        ``gamma`` times its gradient into ``grad``. Returns the (detached) value."""
-        H, W = x.shape[-2:]
-        re, ce = min(r[3] + 1, H), min(c[3] + 1, W)
-        h, w = r[3] - r[2], c[3] - c[2]
-        with torch.enable_grad():
-            p = x[..., r[2]:re, c[2]:ce].clone().requires_grad_(True)
-            dh = (p[..., 1:, :w] - p[..., :-1, :w]).abs().sum() / (3 * (H - 1) * W)
-            dw = (p[..., :h, 1:] - p[..., :h, :-1]).abs().sum() / (3 * H * (W - 1))
-            tv = 0.5 * (dh + dw)
-            (gamma * tv).backward()
-        grad[..., r[2]:re, c[2]:ce] += p.grad
-        return tv.detach()
