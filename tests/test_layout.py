@@ -113,3 +113,15 @@ def test_layers_depend_one_way():
     top = {t for t, _ in imports(PKG / "__init__.py")}
     assert not any(t.startswith(("nstlib.course", "nstlib.playground")) for t in top), \
         "import nstlib must not load the course or the playground"
+
+
+def test_the_readme_layout_names_every_module():
+    """README's layout tree has one line per module (a new module must be added there)."""
+    readme = (PKG.parent / "README.md").read_text()
+    tree = readme[readme.index("## Layout"):]
+    tree = tree[:tree.index("```", tree.index("```") + 3)]
+    missing = [str(p.relative_to(PKG)) for p in sorted(PKG.rglob("*.py"))
+               if p.parent.name != "checks" and not any(line.split()[:1] == [p.name] for line in tree.splitlines())]
+    checks = [p.stem for p in (PKG / "course" / "checks").glob("*.py") if p.stem != "__init__"]
+    missing += [f"checks/{c}" for c in checks if c not in tree]
+    assert not missing, f"README's layout does not list {missing}"
