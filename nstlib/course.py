@@ -41,7 +41,7 @@ from typing import Any, Iterable
 from .course_setup import is_setup_cell, sync_setup
 
 __all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
-           "is_check_output", "expected_output", "ensure_cell_ids", "read_notebook", "write_notebook", "find_notebooks",
+           "is_check_output", "expected_output", "ensure_cell_ids", "kernel_metadata", "read_notebook", "write_notebook", "find_notebooks",
            "lab", "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -130,9 +130,31 @@ def ensure_cell_ids(nb: Notebook) -> Notebook:
     return nb
 
 
+def kernel_metadata(nb: Notebook) -> Notebook:
+    """Store the ``kernelspec`` and ``language_info`` that JupyterLab writes when the course's
+    kernel (ipykernel's ``python3``) starts (in place; returns ``nb``).
+
+    JupyterLab (4.x, ``NotebookPanel._updateSpec``/``_updateLanguage``) copies the kernel's spec
+    and ``kernel_info`` into the notebook's metadata as soon as the kernel is up, and marks the
+    notebook modified unless each value is deep-equal to the stored one (key order aside). The
+    spec and every field but the version are the same on every Python 3 with ipykernel >= 6; the
+    version is ``sys.version.split()[0]`` of the kernel, so a stored version is kept (cleaning
+    must not depend on who cleans) and only a missing one is taken from this Python. A class on
+    another Python sees the notebook marked modified once: JupyterLab compares the version too.
+    """
+    meta = nb.setdefault("metadata", {})
+    meta["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    version = (meta.get("language_info") or {}).get("version") or sys.version.split()[0]
+    meta["language_info"] = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                             "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                             "pygments_lexer": "ipython3", "version": version}
+    return nb
+
+
 def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
     """Remove outputs, execution counts and run metadata (in place; returns ``nb``), and store it
-    as nbformat 4.5 with cell ids (:func:`ensure_cell_ids`).
+    as nbformat 4.5 with cell ids (:func:`ensure_cell_ids`) and the kernel metadata JupyterLab
+    writes on opening it (:func:`kernel_metadata`).
 
     With ``keep_checked``, a ``# NBVAL_CHECK_OUTPUT`` cell's stdout text is first recorded in its
     metadata (``metadata["nstlib"]["expected_output"]``); a cell with no stdout keeps what was
@@ -156,7 +178,7 @@ def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
         cell["outputs"] = []
         cell["execution_count"] = None
     nb.get("metadata", {}).pop("widgets", None)
-    return ensure_cell_ids(nb)
+    return ensure_cell_ids(kernel_metadata(nb))
 
 
 def student_notebook(nb: Notebook, name: str = "notebook") -> Notebook:
