@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nstlib.course.tool import (BEGIN, CHECK_OUTPUT, END, clean_notebook, expected_output, find_notebooks,
-                           main, read_notebook, strip_solutions, student_notebook, write_notebook)
+from nstlib.course.notebook_files import find_notebooks, read_notebook, write_notebook
+from nstlib.course.tool import (BEGIN, CHECK_OUTPUT, END, clean_notebook, expected_output, main, strip_solutions,
+                                student_notebook)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

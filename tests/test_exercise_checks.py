@@ -27,8 +27,8 @@ import nstlib
 import nstlib.course.analysis
 import nstlib.course.anatomy
 from nstlib.course import checks
-from nstlib.course.tool import (CHECK_OUTPUT, expected_output, is_check_output, read_notebook, student_notebook,
-                           write_notebook)
+from nstlib.course.notebook_files import read_notebook, write_notebook
+from nstlib.course.tool import CHECK_OUTPUT, expected_output, is_check_output, student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

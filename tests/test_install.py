@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from nstlib.course.tool import clean_notebook, read_notebook
+from nstlib.course.notebook_files import read_notebook
+from nstlib.course.tool import clean_notebook
 from nstlib.course.setup_cell import MARKER, REPOSITORY, is_setup_cell, setup_source, sync_setup
 
 ROOT = Path(__file__).resolve().parent.parent

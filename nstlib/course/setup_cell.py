@@ -14,7 +14,8 @@ in two lines, without a traceback. On Colab without a GPU it says how to switch 
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from .notebook_files import Notebook, cell_source
 
 __all__ = ["REPOSITORY", "MARKER", "SETUP_ID", "TEMPLATE", "setup_source", "is_setup_cell", "sync_setup"]
 
@@ -59,7 +60,6 @@ if importlib.util.find_spec("nstlib") is not None:
         print(f"{{key:12}} {{value}}")
     print(gpu_advice(), end="")'''
 
-Notebook = dict[str, Any]
 
 
 def setup_source(repository: str = REPOSITORY) -> str:
@@ -67,14 +67,9 @@ def setup_source(repository: str = REPOSITORY) -> str:
     return TEMPLATE.format(repository=json.dumps(repository))
 
 
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
-
-
 def is_setup_cell(cell: dict) -> bool:
     """Whether ``cell`` is a setup cell (a code cell starting with :data:`MARKER`), in any version."""
-    return cell.get("cell_type") == "code" and _source(cell).startswith(MARKER)
+    return cell.get("cell_type") == "code" and cell_source(cell).startswith(MARKER)
 
 
 def sync_setup(nb: Notebook, repository: str = REPOSITORY) -> bool:
@@ -89,7 +84,7 @@ def sync_setup(nb: Notebook, repository: str = REPOSITORY) -> bool:
     code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
     if code and is_setup_cell(cells[code[0]]) and not any(is_setup_cell(cells[i]) for i in code[1:]):
         cell = cells[code[0]]
-        changed = _source(cell) != text
+        changed = cell_source(cell) != text
         if changed:
             cell["source"] = text.splitlines(keepends=True)
         return changed

@@ -28,31 +28,29 @@ needs nothing beyond the standard library.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
-import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from .notebook_files import (
+    Notebook,
+    cell_source,
+    ensure_cell_ids,
+    find_notebooks,
+    kernel_metadata,
+    read_notebook,
+    write_notebook,
+)
 from .setup_cell import is_setup_cell, sync_setup
 
 __all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
-           "is_check_output", "expected_output", "ensure_cell_ids", "read_notebook", "write_notebook", "find_notebooks",
-           "lab", "main"]
+           "is_check_output", "expected_output", "lab", "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
-Notebook = dict[str, Any]
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
 
 
 def _set_source(cell: dict, text: str) -> None:
@@ -88,7 +86,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 def is_check_output(cell: dict) -> bool:
     """Whether ``cell`` is a code cell marked ``# NBVAL_CHECK_OUTPUT``."""
-    return cell.get("cell_type") == "code" and CHECK_OUTPUT in _source(cell)
+    return cell.get("cell_type") == "code" and CHECK_OUTPUT in cell_source(cell)
 
 
 def expected_output(cell: dict) -> str | None:
@@ -106,34 +104,10 @@ def _stdout(cell: dict) -> str:
     return text
 
 
-_CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-def ensure_cell_ids(nb: Notebook) -> Notebook:
-    """Store ``nb`` as nbformat 4.5 with a valid, unique id on every cell (in place; returns ``nb``).
-
-    JupyterLab upgrades an older notebook (4.4, no ids) when it opens it and marks it modified, so
-    autosave would rewrite the tracked file in front of the class. Ids already present are kept; a
-    missing, invalid or repeated one gets a stable id derived from the cell's position and source.
-    """
-    nb["nbformat"], nb["nbformat_minor"] = 4, max(5, int(nb.get("nbformat_minor", 0)))
-    seen: set[str] = set()
-    for i, cell in enumerate(nb.get("cells", [])):
-        cid = cell.get("id")
-        if not (isinstance(cid, str) and _CELL_ID.match(cid)) or cid in seen:
-            digest = hashlib.sha1(f"{i}\n{_source(cell)}".encode()).hexdigest()
-            cid = digest[:8]
-            while cid in seen:
-                digest = hashlib.sha1(digest.encode()).hexdigest()
-                cid = digest[:8]
-            cell["id"] = cid
-        seen.add(cid)
-    return nb
-
-
 def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
     """Remove outputs, execution counts and run metadata (in place; returns ``nb``), and store it
-    as nbformat 4.5 with cell ids (:func:`ensure_cell_ids`).
+    as nbformat 4.5 with cell ids (:func:`ensure_cell_ids`) and the kernel metadata JupyterLab
+    writes on opening it (:func:`kernel_metadata`).
 
     With ``keep_checked``, a ``# NBVAL_CHECK_OUTPUT`` cell's stdout text is first recorded in its
     metadata (``metadata["nstlib"]["expected_output"]``); a cell with no stdout keeps what was
@@ -157,59 +131,15 @@ def clean_notebook(nb: Notebook, keep_checked: bool = True) -> Notebook:
         cell["outputs"] = []
         cell["execution_count"] = None
     nb.get("metadata", {}).pop("widgets", None)
-    return ensure_cell_ids(nb)
+    return ensure_cell_ids(kernel_metadata(nb))
 
 
 def student_notebook(nb: Notebook, name: str = "notebook") -> Notebook:
     """The student version of ``nb`` (in place; returns it): solutions stripped, no outputs."""
     for i, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") == "code" and (BEGIN in _source(cell) or END in _source(cell)):
-            _set_source(cell, strip_solutions(_source(cell), f"{name}, cell {i}"))
+        if cell.get("cell_type") == "code" and (BEGIN in cell_source(cell) or END in cell_source(cell)):
+            _set_source(cell, strip_solutions(cell_source(cell), f"{name}, cell {i}"))
     return clean_notebook(nb, keep_checked=False)
-
-
-def read_notebook(path: str | Path) -> Notebook:
-    """Read an .ipynb file as a dict (clear error for a missing or damaged file)."""
-    path = Path(path)
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"notebook {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{str(path)!r} is not a valid notebook (bad JSON: {e})") from None
-    if not isinstance(nb, dict) or "cells" not in nb:
-        raise ValueError(f"{str(path)!r} is not a Jupyter notebook (no 'cells')")
-    return nb
-
-
-def write_notebook(nb: Notebook, path: str | Path) -> Path:
-    """Write ``nb`` the way Jupyter does (1-space indent, UTF-8, final newline)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def find_notebooks(paths: Iterable[str | Path] = ()) -> list[Path]:
-    """The .ipynb files named by ``paths`` (files, or folders searched non-recursively).
-
-    With no paths: ``notebooks/`` under the current folder, else the course repository's.
-    """
-    paths = list(paths)
-    if not paths:
-        here = Path("notebooks")
-        paths = [here if here.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"]
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
-        elif p.suffix == ".ipynb" and p.is_file():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"{str(p)!r} is neither a notebook (.ipynb) nor a folder of them")
-    if not found:
-        raise FileNotFoundError(f"no notebooks found in {', '.join(map(str, paths))}")
-    return found
 
 
 def lab(notebook: str | Path | None = None, options: Iterable[str] = ()) -> int:
