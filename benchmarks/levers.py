@@ -2,6 +2,8 @@
 
     python benchmarks/levers.py --size 256 --steps 12 --repeats 3 --config default
     python benchmarks/levers.py --size 128 --config tutorial --threads 1 --clock cpu
+    python benchmarks/levers.py --device cuda --size 512         # on a GPU (wall clock, synchronized)
+    python benchmarks/levers.py --quick                          # a smoke run: 64 px, 3 steps
 
 Variants (each one a step of the objective with the optimizer, as ``stylize`` runs it):
 
@@ -33,6 +35,7 @@ import torch
 
 import nstlib
 import nstlib.losses as L
+from common import add_options, sync  # benchmarks/common.py
 from plain_pytorch import CONFIGS
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -80,8 +83,10 @@ def bound(ext, x, clock, n=3) -> float:
     deepest = ext.layers_in_body[-1]
     times = []
     for _ in range(n + 1):
+        sync(x.device.type)
         t = clock()
         ext(x, [deepest])[deepest].sum().backward()
+        sync(x.device.type)
         times.append(clock() - t)
         x.grad = None
     return statistics.median(times[1:])
@@ -91,19 +96,21 @@ VARIANTS = ("before", "gram", "mse", "now", "bf16")
 
 
 def levers_kind(a) -> dict:
-    """The measurement (``a``: size, steps, repeats, config, clock, variants); also run.py's 'levers'."""
+    """The measurement (``a``: size, steps, repeats, config, clock, variants, device); also run.py's 'levers'.
+    Each step's time stamp comes after the engine's one host synchronization per step."""
     clock = CLOCKS[a.clock]
     cl, sl, cw, sw, tvw = CONFIGS[a.config]
     layers = cl + sl
-    content = nstlib.load_image("astronaut", size=a.size, device="cpu")
-    style = nstlib.load_image("starry_night", size=a.size, device="cpu")
-    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu"))
+    dev = a.device
+    content = nstlib.load_image("astronaut", size=a.size, device=dev)
+    style = nstlib.load_image("starry_night", size=a.size, device=dev)
+    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev))
     exts = {"before": plain, "gram": plain, "mse": plain,
-            "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu"),
-            "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu", precision="bf16")}
+            "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
+            "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, precision="bf16")}
     patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse)}  # the rest: as nstlib is
-    x = torch.rand(1, 3, *content.shape[-2:], requires_grad=True)
-    out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock,
+    x = torch.rand(1, 3, *content.shape[-2:], device=dev, requires_grad=True)
+    out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock, "device": dev,
            "threads": torch.get_num_threads(), "load": [round(os.getloadavg()[0], 2)], "bound": [],
            **{v: [] for v in a.variants}, "final_loss": {}}
     for r in range(a.repeats):
@@ -120,7 +127,7 @@ def levers_kind(a) -> dict:
     return out
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--steps", type=int, default=12)
@@ -129,7 +136,17 @@ def main() -> None:
     p.add_argument("--clock", default="wall", choices=list(CLOCKS))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    a = p.parse_args()
+    add_options(p)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size, a.steps, a.repeats = 64, 3, 1
+    if a.device != "cpu" and a.clock == "cpu":
+        p.error("--clock cpu times this process's CPU, not the device's work; use the wall clock on a GPU")
+    return a
+
+
+def main() -> None:
+    a = parse()
     warnings.simplefilter("ignore")
     if a.threads:
         torch.set_num_threads(a.threads)

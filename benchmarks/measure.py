@@ -4,7 +4,9 @@
 
 Kinds: ``steps`` (one size: the bound, L-BFGS and Adam seconds per step, time to a fixed loss,
 peak memory), ``sweep`` (a 3 x 3 grid as one batch vs nine runs), ``multiscale`` (time to the
-single-scale loss), ``options`` (channels_last, bf16 autocast, torch.compile).
+single-scale loss), ``options`` (channels_last, bf16 autocast, torch.compile), ``plain``
+(``benchmarks/plain_pytorch.py``), ``levers`` (``benchmarks/levers.py``). ``--device cuda`` (or
+mps) runs any kind there; ``--quick`` runs it at 64 px with a step or two (a smoke run).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import warnings
 import torch
 
 import nstlib
+from common import add_options, sync  # benchmarks/common.py
 from nstlib.transfer import CONTENT_LAYERS, STYLE_LAYERS
 
 CONTENT, STYLE = "astronaut", "starry_night"  # a square photo: "512 px" is 512 x 512
@@ -26,11 +29,6 @@ LAYERS = list(CONTENT_LAYERS) + list(STYLE_LAYERS)
 
 def extractor(device: str, **kw) -> nstlib.VGGFeatures:
     return nstlib.VGGFeatures(layers=LAYERS, weights=kw.pop("weights", "imagenet"), device=device, **kw)
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def bound(ext: nstlib.VGGFeatures, side: int, device: str, n: int, batch: int = 1) -> float:
@@ -163,11 +161,10 @@ def options_kind(a) -> dict:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options", "plain", "levers"])
     p.add_argument("size", type=int)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--optimizer", default="lbfgs")
@@ -180,7 +177,16 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true", help="plain: also time nstlib with bf16 autocast")
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="plain/levers: wall or CPU seconds")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    a = p.parse_args()
+    add_options(p)
+    a = p.parse_args(argv)
+    if a.quick:  # a smoke run: tiny, so that a new machine shows in seconds whether the kind runs
+        a.size, a.repeats, a.coarse, a.compile = min(a.size, 64), 1, "2", False
+        a.steps = 1 if a.kind == "plain" else min(a.steps, 3)  # plain: one .step() of 20 evaluations
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse(argv)
     warnings.simplefilter("ignore")
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -3,6 +3,7 @@
     python benchmarks/tiling.py                      # 512, 1024, 2048 px, CPU, prints tables
     python benchmarks/tiling.py --sizes 512 1024 2048 4096 --doc docs/benchmarks.md
     python benchmarks/tiling.py --device cuda        # CUDA peak (torch.cuda.max_memory_allocated) too
+    python benchmarks/tiling.py --quick              # a smoke run: 128 px, 64 px tiles, no --doc
 
 Every (mode, size) runs in its own process (``--one``), so the peaks do not mix: it builds VGG19
 (seeded random weights: memory and speed do not depend on the weights), the objective (targets
@@ -29,6 +30,7 @@ import warnings
 import torch
 
 import nstlib
+from common import add_options  # benchmarks/common.py
 from nstlib.checkpoint import bytes_per_pixel, checkpointed
 from nstlib.objective import Objective
 from nstlib.tiling import TiledObjective
@@ -156,7 +158,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     p.add_argument("--tile", type=int, default=512, help="core side of the tiled runs (px)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--evals", type=int, default=2,
                    help="evaluations per configuration (the last one is timed; the first warms up)")
     p.add_argument("--max-gb", type=float, default=12.0, help="skip untiled/checkpointed runs estimated above this")
@@ -166,7 +167,11 @@ def main() -> None:
     p.add_argument("--doc", help="write the section into this markdown file")
     p.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     p.add_argument("--overhead-only", action="store_true", help=argparse.SUPPRESS)
+    add_options(p)
     a = p.parse_args()
+    if a.quick:
+        a.sizes, a.tile, a.evals, a.overhead_size, a.overhead_tiles, a.overhead_evals, a.doc = \
+            [128], 64, 1, 128, ["64x64"], 1, None
     warnings.simplefilter("ignore")
     torch.set_num_threads(os.cpu_count() or 1)
     if a.one:

@@ -59,3 +59,33 @@ def test_run_py_render_keeps_the_text_outside_the_markers(tmp_path):
     doc = out.read_text()
     assert "stale" not in doc and "| cpu | 32 | 1.000 | 1.100 | 1.10 |" in doc
     assert doc.endswith(f"{END}\n\n{HAND}")
+
+
+# ---- every script takes --device and --quick (parsed only: the smoke runs themselves take minutes here) ----
+
+SCRIPTS = {"run.py": [], "measure.py": ["steps", "64"], "plain_pytorch.py": ["64"], "levers.py": [],
+           "tiling.py": [], "load_memory.py": [], "playground_latency.py": []}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_every_script_takes_quick_and_checks_its_device_before_any_work(script, monkeypatch, capsys):
+    """``--quick --device cuda:99`` stops at the argument parser with nstlib's device message
+    (no GPU has that number), so the script knows both options and checks the device first."""
+    import runpy
+    monkeypatch.setattr(sys, "argv", [script, *SCRIPTS[script], "--quick", "--device", "cuda:99"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(ROOT / "benchmarks" / script), run_name="__main__")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "CUDA GPU(s)" in err and "unrecognized" not in err, err[-500:]
+
+
+def test_quick_makes_the_runs_tiny_and_cpu_is_the_default():
+    import levers
+    import measure
+    a = measure.parse(["steps", "512", "--steps", "30", "--quick"])
+    assert (a.size, a.steps, a.repeats, a.device) == (64, 3, 1, "cpu")
+    assert measure.parse(["plain", "256", "--steps", "100", "--quick"]).steps == 1  # one .step() of the plain loop
+    assert (measure.parse(["steps", "512"]).size, measure.parse(["steps", "512"]).steps) == (512, 10)
+    a = levers.parse(["--size", "256", "--quick"])
+    assert (a.size, a.steps, a.repeats, a.device) == (64, 3, 1, "cpu")
+    assert levers.parse([]).size == 256 and not levers.parse([]).quick
