@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
@@ -20,6 +21,7 @@ import warnings
 import torch
 
 import nstlib
+import nstlib.objective
 from common import add_options, sync  # benchmarks/common.py
 from nstlib.transfer import CONTENT_LAYERS, STYLE_LAYERS
 
@@ -117,22 +119,31 @@ def sweep_kind(a) -> dict:
 
 
 def multiscale_kind(a) -> dict:
+    """Single scale (``a.steps`` L-BFGS steps) vs coarse to fine until the single-scale loss, in
+    ``a.clock`` seconds from each ``stylize`` call (setup and coarse stages included)."""
+    from plain_pytorch import CLOCKS
+    clock = CLOCKS[a.clock]
     ext = extractor(a.device)
+    t0 = clock()
     single = run(ext, a.size, "lbfgs", a.steps)
+    single_seconds = clock() - t0
     target = single.history[-1]["total"]
     coarse = [int(s) for s in a.coarse.split(",")]
     sides = [max(16, round(a.size / 2 ** k)) for k in range(len(coarse), 0, -1)] + [a.size]
+    reach: list[float] = []
 
     def stop(step, img, losses):  # stop once the full-size stage reaches the single-scale loss
-        return not (max(img.shape[-2:]) == a.size and losses["total"] <= target)
-    t = time.perf_counter()
+        if max(img.shape[-2:]) == a.size and losses["total"] <= target:
+            reach.append(clock() - t0)
+            return False
+        return True
+    t0 = clock()
     multi = nstlib.stylize(CONTENT, STYLE, extractor=ext, size=a.size, scales=sides,
                            steps=coarse + [a.steps], every=1, callback=stop)
-    wall = time.perf_counter() - t
-    reach = next((h["seconds"] for h in multi.history if h["size"] == a.size and h["total"] <= target), None)
     return {"size": a.size, "steps": a.steps, "sides": sides, "coarse_steps": coarse, "target_loss": target,
-            "single_seconds": single.seconds, "multi_seconds_to_target": reach, "multi_wall": wall,
-            "multi_full_size_steps": sum(1 for h in multi.history if h["size"] == a.size),
+            "clock": a.clock, "threads": torch.get_num_threads(),
+            "single_seconds": single_seconds, "multi_seconds_to_target": reach[0] if reach else None,
+            "multi_wall": clock() - t0, "multi_full_size_steps": sum(1 for h in multi.history if h["size"] == a.size),
             "multi_final_loss": multi.history[-1]["total"]}
 
 
@@ -163,7 +174,7 @@ def options_kind(a) -> dict:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options", "plain", "levers"])
+    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options", "plain", "levers", "precision"])
     p.add_argument("size", type=int)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
@@ -185,6 +196,45 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return a
 
 
+def precision_kind(a) -> dict:
+    """fp32 vs bf16 autocast (``stylize(precision=...)``), interleaved: seconds per step, and every
+    step's image judged afterwards (off the clock) by one fp32 objective, so both are scored alike:
+    the final fp32-judged losses, bf16's time to fp32's final loss (bf16 runs twice the steps, so it
+    can get there if it gets there at all), and the PSNR of the images at the same step."""
+    from plain_pytorch import CLOCKS, difference
+    clock = CLOCKS[a.clock]
+    ext = extractor(a.device)
+    content = nstlib.load_image(CONTENT, size=a.size, device=a.device)
+    style = nstlib.load_image(STYLE, size=a.size, device=a.device)
+    judge = nstlib.objective.Objective(ext, content, style, CONTENT_LAYERS, STYLE_LAYERS, nstlib.transfer.CONTENT_WEIGHT,
+                                       nstlib.transfer.STYLE_WEIGHT, nstlib.transfer.TV_WEIGHT)
+    exts = {"fp32": ext, "bf16": extractor(a.device, precision="bf16")}
+    out = {"size": a.size, "steps": a.steps, "clock": a.clock, "threads": torch.get_num_threads(),
+           "load": [round(os.getloadavg()[0], 2)], **{p: [] for p in exts}}
+    for r in range(a.repeats):
+        for p in (exts if r % 2 == 0 else list(exts)[::-1]):
+            stamps, images = [], []
+            res = run(exts[p], a.size, "lbfgs", a.steps * (2 if p == "bf16" else 1), every=1,
+                      callback=lambda step, img, losses: (stamps.append(clock()), images.append(img)))
+            with torch.no_grad():
+                judged = [float(judge(img)["total"]) for img in images]
+            out[p].append({"s_per_step": statistics.median(b - t for t, b in zip(stamps[1:], stamps[2:])),
+                           "own_final": res.history[-1]["total"], "fp32_judged": judged,
+                           "seconds": [t - stamps[0] for t in stamps], "image": res.image,
+                           "step_image": images[a.steps - 1]})  # the image after a.steps steps
+        out["load"].append(round(os.getloadavg()[0], 2))
+    target = statistics.median(x["fp32_judged"][-1] for x in out["fp32"])
+    out["target"] = target
+    for p in exts:
+        for x in out[p]:
+            x["to_target"] = next((t for t, v in zip(x["seconds"], x["fp32_judged"]) if v <= target), None)
+    out["bf16_vs_fp32"] = difference(out["bf16"][0].pop("step_image"), out["fp32"][0]["step_image"])
+    for p in exts:
+        for x in out[p]:
+            x.pop("image", None), x.pop("step_image", None)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     a = parse(argv)
     warnings.simplefilter("ignore")
@@ -194,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     from plain_pytorch import plain_kind  # benchmarks/plain_pytorch.py
     a.variants = list(VARIANTS)
     out = {"steps": steps_kind, "sweep": sweep_kind, "multiscale": multiscale_kind, "options": options_kind,
-           "plain": plain_kind, "levers": levers_kind}[a.kind](a)
+           "plain": plain_kind, "levers": levers_kind, "precision": precision_kind}[a.kind](a)
     print("RESULT " + json.dumps(out))
 
 
