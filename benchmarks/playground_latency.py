@@ -20,7 +20,7 @@ import time
 
 import nstlib
 from common import add_options  # benchmarks/common.py
-from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
 
 
 def first_frame(pg: Playground, preview: bool) -> float:
