@@ -26,7 +26,7 @@ def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     """``t`` as a vector, a view where its memory is dense (contiguous or channels-last)."""
-    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
         return t.permute(0, 2, 3, 1).reshape(-1)
     return t.reshape(-1)
 
