@@ -10,9 +10,11 @@ Variants (each one a step of the objective with the optimizer, as ``stylize`` ru
 * ``before``: the Gram matrix and the losses as they were (autograd through ``bmm(F, F^T) / N``,
   ``mean((x - t) ** 2)``), patched back into ``nstlib.losses`` for the run;
 * ``gram``: the Gram matrix's own symmetric backward (``nstlib.losses._Gram``), losses as before;
-* ``mse``: that plus the fused ``mse_loss`` of the content and style terms;
-* ``now``: that plus the ReLUs whose input is not a tap run in place (``VGGFeatures.forward``):
-  nstlib as it is (``before``, ``gram`` and ``mse`` run their ReLUs out of place);
+* ``mse``: that plus the fused ``F.mse_loss`` of the content and style terms;
+* ``relu``: that plus the ReLUs whose input is not a tap run in place (``VGGFeatures.forward``;
+  ``before``, ``gram`` and ``mse`` run their ReLUs out of place);
+* ``now``: that plus the mean squared error as one ``dot`` forward and one scaled difference
+  backward (``nstlib.losses._MeanSquaredError``): nstlib as it is;
 * ``bf16``: ``now`` under bf16 autocast (``precision="bf16"``; its loss is not the fp32 one: see
   ``run.py --only plain`` for the time to an fp32-judged loss).
 
@@ -55,6 +57,12 @@ def old_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tens
     return L._reduce((x - target) ** 2, reduction)
 
 
+def fused_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The ``mse`` lever: ``F.mse_loss``, one kernel forward and one backward."""
+    out = torch.nn.functional.mse_loss(x, target.expand_as(x), reduction="none" if reduction == "none" else "mean")
+    return out if reduction == "mean" else L._reduce(out, reduction)
+
+
 @contextlib.contextmanager
 def patched(gram=None, mse=None):
     saved = L.gram_matrix, L._mse
@@ -92,7 +100,7 @@ def bound(ext, x, clock, n=3) -> float:
     return statistics.median(times[1:])
 
 
-VARIANTS = ("before", "gram", "mse", "now", "bf16")
+VARIANTS = ("before", "gram", "mse", "relu", "now", "bf16")
 
 
 def levers_kind(a) -> dict:
@@ -106,9 +114,11 @@ def levers_kind(a) -> dict:
     style = nstlib.load_image("starry_night", size=a.size, device=dev)
     plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev))
     exts = {"before": plain, "gram": plain, "mse": plain,
+            "relu": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
             "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
             "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, precision="bf16")}
-    patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse)}  # the rest: as nstlib is
+    patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse), "mse": dict(mse=fused_mse),
+               "relu": dict(mse=fused_mse)}  # the rest: as nstlib is
     x = torch.rand(1, 3, *content.shape[-2:], device=dev, requires_grad=True)
     out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock, "device": dev,
            "threads": torch.get_num_threads(), "load": [round(os.getloadavg()[0], 2)], "bound": [],

@@ -104,21 +104,25 @@ def _plain(res: dict, plain_table: str) -> str:
             f"{plain_table}\n")
 
 
+LEVERS = ("before", "gram", "mse", "relu", "now", "bf16")  # benchmarks/levers.py VARIANTS
+
+
 def _levers(res: dict) -> str:
     if not res.get("levers"):
         return "Not measured yet (`python benchmarks/run.py --only levers`).\n"
     lines = ["`benchmarks/levers.py`, each variant adds one lever to the one before, all interleaved in one "
              "process: **before** = this round's starting point (autograd through `bmm(F, F^T) / N`, "
              "`mean((x - t) ** 2)`, out-of-place ReLUs); **gram** = the Gram matrix's own backward "
-             "`(Ḡ + Ḡ^T) F / N` (one bmm); **mse** = fused `mse_loss`; **now** = ReLUs in place where the "
-             "convolution's output is not a tap (nstlib as it is); **bf16** = now under bf16 autocast (its own "
+             "`(Ḡ + Ḡ^T) F / N` (one bmm); **mse** = fused `F.mse_loss`; **relu** = ReLUs in place where the "
+             "convolution's output is not a tap; **now** = the squared error as one `dot` and its backward as one "
+             "scaled difference (nstlib as it is); **bf16** = now under bf16 autocast (its own "
              "loss, not fp32's). Step / bound: median seconds per step over the fp32 network pass cut at the "
              "deepest tap (out-of-place ReLUs).", "",
-             "| config | px | clock, threads | " + " | ".join(f"{v} step/bound" for v in ("before", "gram", "mse", "now", "bf16"))
-             + " | load |", "|" + "---|" * 9]
+             "| config | px | clock, threads | " + " | ".join(f"{v} step/bound" for v in LEVERS)
+             + " | load |", "|" + "---|" * (len(LEVERS) + 4)]
     for key, r in sorted(res["levers"].items()):
         b = med(r["bound"])
-        cells = [f"{med(r[v]) / b:.3f}" if r.get(v) else "-" for v in ("before", "gram", "mse", "now", "bf16")]
+        cells = [f"{med(r[v]) / b:.3f}" if r.get(v) else "-" for v in LEVERS]
         lines.append(f"| {r['config']} | {r['size']} | {r['clock']}, {r['threads']} | " + " | ".join(cells)
                      + f" | {r['load'][0]}-{r['load'][-1]} |")
     return "\n".join(lines) + "\n"
