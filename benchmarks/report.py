@@ -275,7 +275,9 @@ batched pass instead of nine small ones and from building the network and the ta
 * The step has one host synchronization: the losses, the per-image totals and finiteness probes
   of the gradient and the image travel in one tensor (`engine._fetch`); no image-sized
   temporaries besides the gradient copy L-BFGS keeps; snapshots only every `every` steps.
-* Gram matrices of channels-last features are computed from an NHWC view without a copy.
+* Gram matrices of channels-last features are computed from an NHWC view without a copy, with
+  their own backward `(Ḡ + Ḡ^T) F / N` (one bmm); the squared errors of the content and style
+  terms are one `dot` forward and one scaled difference backward (`nstlib/losses.py`).
 * Mixed precision (`precision="bf16" | "fp16" | "auto"`, `nstlib/precision.py`): the network
   under autocast, features and losses in float32, fp16 gradients scaled by 2^12. Off by default:
   it could not be tested on a GPU here, and it changes the losses by the amounts above, so
