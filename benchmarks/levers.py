@@ -34,11 +34,11 @@ import time
 import warnings
 
 import torch
+from common import add_options, sync  # benchmarks/common.py
+from plain_pytorch import CONFIGS
 
 import nstlib
 import nstlib.losses as L
-from common import add_options, sync  # benchmarks/common.py
-from plain_pytorch import CONFIGS
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 

@@ -22,9 +22,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import add_options  # benchmarks/common.py
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 BYTES_PER_PIXEL = {"1": 1 / 8, "L": 1, "P": 1, "LA": 2, "I;16": 2, "RGB": 3}  # others: 4

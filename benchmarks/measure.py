@@ -19,11 +19,11 @@ import time
 import warnings
 
 import torch
+from common import add_options, sync  # benchmarks/common.py
 
 import nstlib
-import nstlib.objective
-from common import add_options, sync  # benchmarks/common.py
-from nstlib.transfer import CONTENT_LAYERS, STYLE_LAYERS
+from nstlib.objective import Objective
+from nstlib.transfer import CONTENT_LAYERS, CONTENT_WEIGHT, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT
 
 CONTENT, STYLE = "astronaut", "starry_night"  # a square photo: "512 px" is 512 x 512
 LAYERS = list(CONTENT_LAYERS) + list(STYLE_LAYERS)
@@ -197,17 +197,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def precision_kind(a) -> dict:
-    """fp32 vs bf16 autocast (``stylize(precision=...)``), interleaved: seconds per step, and every
-    step's image judged afterwards (off the clock) by one fp32 objective, so both are scored alike:
-    the final fp32-judged losses, bf16's time to fp32's final loss (bf16 runs twice the steps, so it
-    can get there if it gets there at all), and the PSNR of the images at the same step."""
+    """fp32 vs bf16 autocast (an extractor with ``precision="bf16"``), interleaved: seconds per step,
+    and every step's image judged afterwards (off the clock) by one fp32 objective, so both are
+    scored alike: the fp32-judged losses, bf16's time to fp32's final loss counted from the first
+    step (bf16 runs twice the steps, so it can get there if it gets there at all), and the PSNR of
+    the two images after ``a.steps`` steps."""
     from plain_pytorch import CLOCKS, difference
     clock = CLOCKS[a.clock]
     ext = extractor(a.device)
     content = nstlib.load_image(CONTENT, size=a.size, device=a.device)
     style = nstlib.load_image(STYLE, size=a.size, device=a.device)
-    judge = nstlib.objective.Objective(ext, content, style, CONTENT_LAYERS, STYLE_LAYERS, nstlib.transfer.CONTENT_WEIGHT,
-                                       nstlib.transfer.STYLE_WEIGHT, nstlib.transfer.TV_WEIGHT)
+    judge = Objective(ext, content, style, CONTENT_LAYERS, STYLE_LAYERS, CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT)
     exts = {"fp32": ext, "bf16": extractor(a.device, precision="bf16")}
     out = {"size": a.size, "steps": a.steps, "clock": a.clock, "threads": torch.get_num_threads(),
            "load": [round(os.getloadavg()[0], 2)], **{p: [] for p in exts}}
@@ -215,23 +215,22 @@ def precision_kind(a) -> dict:
         for p in (exts if r % 2 == 0 else list(exts)[::-1]):
             stamps, images = [], []
             res = run(exts[p], a.size, "lbfgs", a.steps * (2 if p == "bf16" else 1), every=1,
-                      callback=lambda step, img, losses: (stamps.append(clock()), images.append(img)))
+                      callback=lambda step, img, losses, s=stamps, i=images: (s.append(clock()), i.append(img)))
             with torch.no_grad():
                 judged = [float(judge(img)["total"]) for img in images]
             out[p].append({"s_per_step": statistics.median(b - t for t, b in zip(stamps[1:], stamps[2:])),
                            "own_final": res.history[-1]["total"], "fp32_judged": judged,
-                           "seconds": [t - stamps[0] for t in stamps], "image": res.image,
-                           "step_image": images[a.steps - 1]})  # the image after a.steps steps
+                           "seconds": [t - stamps[0] for t in stamps], "step_image": images[a.steps - 1]})
         out["load"].append(round(os.getloadavg()[0], 2))
     target = statistics.median(x["fp32_judged"][-1] for x in out["fp32"])
     out["target"] = target
     for p in exts:
         for x in out[p]:
             x["to_target"] = next((t for t, v in zip(x["seconds"], x["fp32_judged"]) if v <= target), None)
-    out["bf16_vs_fp32"] = difference(out["bf16"][0].pop("step_image"), out["fp32"][0]["step_image"])
+    out["bf16_vs_fp32"] = difference(out["bf16"][0]["step_image"], out["fp32"][0]["step_image"])
     for p in exts:
         for x in out[p]:
-            x.pop("image", None), x.pop("step_image", None)
+            del x["step_image"]
     return out
 
 

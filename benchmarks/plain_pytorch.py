@@ -28,9 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 import torchvision
+from common import sync  # benchmarks/common.py
 
 import nstlib
-from common import sync  # benchmarks/common.py
 
 #: (content layers, style layers, content weight, style weight, tv weight), in the paper's names.
 CONFIGS = {

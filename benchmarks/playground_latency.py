@@ -18,8 +18,9 @@ import argparse
 import statistics
 import time
 
-import nstlib
 from common import add_options  # benchmarks/common.py
+
+import nstlib
 from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
 
 

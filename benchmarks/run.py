@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import add_options, checked_device, splice  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,9 +30,9 @@ import time
 import warnings
 
 import torch
+from common import add_options  # benchmarks/common.py
 
 import nstlib
-from common import add_options  # benchmarks/common.py
 from nstlib.checkpoint import bytes_per_pixel, checkpointed
 from nstlib.objective import Objective
 from nstlib.tiling import TiledObjective
