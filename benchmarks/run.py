@@ -165,7 +165,10 @@ def main() -> None:
     print(text.split("## Steps")[0])
     if not a.no_write:
         a.results.write_text(json.dumps(results, indent=1) + "\n")
-        a.out.write_text(splice(a.out.read_text() if a.out.exists() else "", text))
+        try:  # the results are saved already; a document without the markers is left as it is
+            a.out.write_text(splice(a.out.read_text() if a.out.exists() else "", text))
+        except ValueError as e:
+            raise SystemExit(f"{a.out}: {e}") from None
         print(f"wrote {a.out} and {a.results}")
 
 

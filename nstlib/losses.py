@@ -34,7 +34,7 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 class _MeanSquaredError(torch.autograd.Function):
     r"""mean((x - t)^2) as one subtraction and one ``dot`` forward, with the backward
     dL/dx = 2 (x - t) g / N as one subtraction and one in-place scaling (``F.mse_loss``'s backward
-    was measurably slower on the CPU: docs/benchmarks.md, "Speed round two"). The backward is made
+    was measurably slower on the CPU: docs/benchmarks.md, "Speed round three"). The backward is made
     of differentiable operations, so a second derivative works too."""
 
     @staticmethod
