@@ -2,15 +2,19 @@
 
     python benchmarks/levers.py --size 256 --steps 12 --repeats 3 --config default
     python benchmarks/levers.py --size 128 --config tutorial --threads 1 --clock cpu
+    python benchmarks/levers.py --device cuda --size 512         # on a GPU (wall clock, synchronized)
+    python benchmarks/levers.py --quick                          # a smoke run: 64 px, 3 steps
 
 Variants (each one a step of the objective with the optimizer, as ``stylize`` runs it):
 
 * ``before``: the Gram matrix and the losses as they were (autograd through ``bmm(F, F^T) / N``,
   ``mean((x - t) ** 2)``), patched back into ``nstlib.losses`` for the run;
 * ``gram``: the Gram matrix's own symmetric backward (``nstlib.losses._Gram``), losses as before;
-* ``mse``: that plus the fused ``mse_loss`` of the content and style terms;
-* ``now``: that plus the ReLUs whose input is not a tap run in place (``VGGFeatures.forward``):
-  nstlib as it is (``before``, ``gram`` and ``mse`` run their ReLUs out of place);
+* ``mse``: that plus the fused ``F.mse_loss`` of the content and style terms;
+* ``relu``: that plus the ReLUs whose input is not a tap run in place (``VGGFeatures.forward``;
+  ``before``, ``gram`` and ``mse`` run their ReLUs out of place);
+* ``now``: that plus the mean squared error as one ``dot`` forward and one scaled difference
+  backward (``nstlib.losses._MeanSquaredError``): nstlib as it is;
 * ``bf16``: ``now`` under bf16 autocast (``precision="bf16"``; its loss is not the fp32 one: see
   ``run.py --only plain`` for the time to an fp32-judged loss).
 
@@ -30,10 +34,11 @@ import time
 import warnings
 
 import torch
+from common import add_options, sync  # benchmarks/common.py
+from plain_pytorch import CONFIGS
 
 import nstlib
 import nstlib.losses as L
-from plain_pytorch import CONFIGS
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -50,6 +55,12 @@ def old_gram(features: torch.Tensor) -> torch.Tensor:
 
 def old_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
     return L._reduce((x - target) ** 2, reduction)
+
+
+def fused_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The ``mse`` lever: ``F.mse_loss``, one kernel forward and one backward."""
+    out = torch.nn.functional.mse_loss(x, target.expand_as(x), reduction="none" if reduction == "none" else "mean")
+    return out if reduction == "mean" else L._reduce(out, reduction)
 
 
 @contextlib.contextmanager
@@ -80,30 +91,36 @@ def bound(ext, x, clock, n=3) -> float:
     deepest = ext.layers_in_body[-1]
     times = []
     for _ in range(n + 1):
+        sync(x.device.type)
         t = clock()
         ext(x, [deepest])[deepest].sum().backward()
+        sync(x.device.type)
         times.append(clock() - t)
         x.grad = None
     return statistics.median(times[1:])
 
 
-VARIANTS = ("before", "gram", "mse", "now", "bf16")
+VARIANTS = ("before", "gram", "mse", "relu", "now", "bf16")
 
 
 def levers_kind(a) -> dict:
-    """The measurement (``a``: size, steps, repeats, config, clock, variants); also run.py's 'levers'."""
+    """The measurement (``a``: size, steps, repeats, config, clock, variants, device); also run.py's 'levers'.
+    Each step's time stamp comes after the engine's one host synchronization per step."""
     clock = CLOCKS[a.clock]
     cl, sl, cw, sw, tvw = CONFIGS[a.config]
     layers = cl + sl
-    content = nstlib.load_image("astronaut", size=a.size, device="cpu")
-    style = nstlib.load_image("starry_night", size=a.size, device="cpu")
-    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu"))
+    dev = a.device
+    content = nstlib.load_image("astronaut", size=a.size, device=dev)
+    style = nstlib.load_image("starry_night", size=a.size, device=dev)
+    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev))
     exts = {"before": plain, "gram": plain, "mse": plain,
-            "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu"),
-            "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device="cpu", precision="bf16")}
-    patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse)}  # the rest: as nstlib is
-    x = torch.rand(1, 3, *content.shape[-2:], requires_grad=True)
-    out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock,
+            "relu": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
+            "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
+            "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, precision="bf16")}
+    patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse), "mse": dict(mse=fused_mse),
+               "relu": dict(mse=fused_mse)}  # the rest: as nstlib is
+    x = torch.rand(1, 3, *content.shape[-2:], device=dev, requires_grad=True)
+    out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock, "device": dev,
            "threads": torch.get_num_threads(), "load": [round(os.getloadavg()[0], 2)], "bound": [],
            **{v: [] for v in a.variants}, "final_loss": {}}
     for r in range(a.repeats):
@@ -120,7 +137,7 @@ def levers_kind(a) -> dict:
     return out
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--steps", type=int, default=12)
@@ -129,7 +146,17 @@ def main() -> None:
     p.add_argument("--clock", default="wall", choices=list(CLOCKS))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    a = p.parse_args()
+    add_options(p)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size, a.steps, a.repeats = 64, 3, 1
+    if a.device != "cpu" and a.clock == "cpu":
+        p.error("--clock cpu times this process's CPU, not the device's work; use the wall clock on a GPU")
+    return a
+
+
+def main() -> None:
+    a = parse()
     warnings.simplefilter("ignore")
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -3,6 +3,7 @@
     python benchmarks/load_memory.py                      # 9000x9000 RGBA PNG at size=256
     python benchmarks/load_memory.py --modes RGBA I;16 LA P F --side 9000 --size 256
     python benchmarks/load_memory.py --lib /path/to/other/checkout   # the same, another nstlib
+    python benchmarks/load_memory.py --quick --device cuda          # a smoke run: 1000 px, onto the GPU
 
 Each load runs in a fresh process that imports nstlib first; the figure is the peak of its resident
 set during the load minus the resident set just before it (the baseline). On Linux the peak is
@@ -21,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import add_options  # benchmarks/common.py
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +40,7 @@ try:  # peak = high-water mark of this process's own memory, reset to now (Linux
 except OSError:  # elsewhere: ru_maxrss (which may count memory from before the load)
     before, peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-img = nstlib.load_image(sys.argv[1], size=int(sys.argv[2]), device="cpu")
+img = nstlib.load_image(sys.argv[1], size=int(sys.argv[2]), device=sys.argv[3])
 seconds = time.perf_counter() - t0
 print(tuple(img.shape), (peak() - before) / 1024, seconds)
 """
@@ -70,14 +72,17 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=9000)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--lib", default=str(ROOT), help="the checkout whose nstlib is measured")
+    add_options(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.modes, args.side = args.modes[:1], 1000
     env = {**os.environ, "PYTHONPATH": args.lib, "NSTLIB_OFFLINE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes:
             path = make(mode, args.side, Path(tmp))
-            out = subprocess.run([sys.executable, "-c", LOAD, str(path), str(args.size)], env=env,
+            out = subprocess.run([sys.executable, "-c", LOAD, str(path), str(args.size), args.device], env=env,
                                  capture_output=True, text=True, timeout=1200, cwd=tmp)  # not this folder: -c puts the cwd first on sys.path
-            row = {"mode": mode, "side": args.side, "size": args.size, "lib": args.lib,
+            row = {"mode": mode, "side": args.side, "size": args.size, "device": args.device, "lib": args.lib,
                    "file_mb": round(path.stat().st_size / 2**20, 1),
                    "decoded_mb": round(args.side ** 2 * BYTES_PER_PIXEL.get(mode, 4) / 2**20)}
             if out.returncode != 0:

@@ -4,21 +4,26 @@
 
 Kinds: ``steps`` (one size: the bound, L-BFGS and Adam seconds per step, time to a fixed loss,
 peak memory), ``sweep`` (a 3 x 3 grid as one batch vs nine runs), ``multiscale`` (time to the
-single-scale loss), ``options`` (channels_last, bf16 autocast, torch.compile).
+single-scale loss), ``options`` (channels_last, bf16 autocast, torch.compile), ``plain``
+(``benchmarks/plain_pytorch.py``), ``levers`` (``benchmarks/levers.py``). ``--device cuda`` (or
+mps) runs any kind there; ``--quick`` runs it at 64 px with a step or two (a smoke run).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
 import warnings
 
 import torch
+from common import add_options, sync  # benchmarks/common.py
 
 import nstlib
-from nstlib.transfer import CONTENT_LAYERS, STYLE_LAYERS
+from nstlib.objective import Objective
+from nstlib.transfer import CONTENT_LAYERS, CONTENT_WEIGHT, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT
 
 CONTENT, STYLE = "astronaut", "starry_night"  # a square photo: "512 px" is 512 x 512
 LAYERS = list(CONTENT_LAYERS) + list(STYLE_LAYERS)
@@ -26,11 +31,6 @@ LAYERS = list(CONTENT_LAYERS) + list(STYLE_LAYERS)
 
 def extractor(device: str, **kw) -> nstlib.VGGFeatures:
     return nstlib.VGGFeatures(layers=LAYERS, weights=kw.pop("weights", "imagenet"), device=device, **kw)
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def bound(ext: nstlib.VGGFeatures, side: int, device: str, n: int, batch: int = 1) -> float:
@@ -119,22 +119,31 @@ def sweep_kind(a) -> dict:
 
 
 def multiscale_kind(a) -> dict:
+    """Single scale (``a.steps`` L-BFGS steps) vs coarse to fine until the single-scale loss, in
+    ``a.clock`` seconds from each ``stylize`` call (setup and coarse stages included)."""
+    from plain_pytorch import CLOCKS
+    clock = CLOCKS[a.clock]
     ext = extractor(a.device)
+    t0 = clock()
     single = run(ext, a.size, "lbfgs", a.steps)
+    single_seconds = clock() - t0
     target = single.history[-1]["total"]
     coarse = [int(s) for s in a.coarse.split(",")]
     sides = [max(16, round(a.size / 2 ** k)) for k in range(len(coarse), 0, -1)] + [a.size]
+    reach: list[float] = []
 
     def stop(step, img, losses):  # stop once the full-size stage reaches the single-scale loss
-        return not (max(img.shape[-2:]) == a.size and losses["total"] <= target)
-    t = time.perf_counter()
+        if max(img.shape[-2:]) == a.size and losses["total"] <= target:
+            reach.append(clock() - t0)
+            return False
+        return True
+    t0 = clock()
     multi = nstlib.stylize(CONTENT, STYLE, extractor=ext, size=a.size, scales=sides,
                            steps=coarse + [a.steps], every=1, callback=stop)
-    wall = time.perf_counter() - t
-    reach = next((h["seconds"] for h in multi.history if h["size"] == a.size and h["total"] <= target), None)
     return {"size": a.size, "steps": a.steps, "sides": sides, "coarse_steps": coarse, "target_loss": target,
-            "single_seconds": single.seconds, "multi_seconds_to_target": reach, "multi_wall": wall,
-            "multi_full_size_steps": sum(1 for h in multi.history if h["size"] == a.size),
+            "clock": a.clock, "threads": torch.get_num_threads(),
+            "single_seconds": single_seconds, "multi_seconds_to_target": reach[0] if reach else None,
+            "multi_wall": clock() - t0, "multi_full_size_steps": sum(1 for h in multi.history if h["size"] == a.size),
             "multi_final_loss": multi.history[-1]["total"]}
 
 
@@ -163,11 +172,10 @@ def options_kind(a) -> dict:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options", "plain", "levers"])
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["steps", "sweep", "multiscale", "options", "plain", "levers", "precision"])
     p.add_argument("size", type=int)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--optimizer", default="lbfgs")
@@ -180,7 +188,54 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true", help="plain: also time nstlib with bf16 autocast")
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="plain/levers: wall or CPU seconds")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    a = p.parse_args()
+    add_options(p)
+    a = p.parse_args(argv)
+    if a.quick:  # a smoke run: tiny, so that a new machine shows in seconds whether the kind runs
+        a.size, a.repeats, a.coarse, a.compile = min(a.size, 64), 1, "2", False
+        a.steps = 1 if a.kind == "plain" else min(a.steps, 3)  # plain: one .step() of 20 evaluations
+    return a
+
+
+def precision_kind(a) -> dict:
+    """fp32 vs bf16 autocast (an extractor with ``precision="bf16"``), interleaved: seconds per step,
+    and every step's image judged afterwards (off the clock) by one fp32 objective, so both are
+    scored alike: the fp32-judged losses, bf16's time to fp32's final loss counted from the first
+    step (bf16 runs twice the steps, so it can get there if it gets there at all), and the PSNR of
+    the two images after ``a.steps`` steps."""
+    from plain_pytorch import CLOCKS, difference
+    clock = CLOCKS[a.clock]
+    ext = extractor(a.device)
+    content = nstlib.load_image(CONTENT, size=a.size, device=a.device)
+    style = nstlib.load_image(STYLE, size=a.size, device=a.device)
+    judge = Objective(ext, content, style, CONTENT_LAYERS, STYLE_LAYERS, CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT)
+    exts = {"fp32": ext, "bf16": extractor(a.device, precision="bf16")}
+    out = {"size": a.size, "steps": a.steps, "clock": a.clock, "threads": torch.get_num_threads(),
+           "load": [round(os.getloadavg()[0], 2)], **{p: [] for p in exts}}
+    for r in range(a.repeats):
+        for p in (exts if r % 2 == 0 else list(exts)[::-1]):
+            stamps, images = [], []
+            res = run(exts[p], a.size, "lbfgs", a.steps * (2 if p == "bf16" else 1), every=1,
+                      callback=lambda step, img, losses, s=stamps, i=images: (s.append(clock()), i.append(img)))
+            with torch.no_grad():
+                judged = [float(judge(img)["total"]) for img in images]
+            out[p].append({"s_per_step": statistics.median(b - t for t, b in zip(stamps[1:], stamps[2:])),
+                           "own_final": res.history[-1]["total"], "fp32_judged": judged,
+                           "seconds": [t - stamps[0] for t in stamps], "step_image": images[a.steps - 1]})
+        out["load"].append(round(os.getloadavg()[0], 2))
+    target = statistics.median(x["fp32_judged"][-1] for x in out["fp32"])
+    out["target"] = target
+    for p in exts:
+        for x in out[p]:
+            x["to_target"] = next((t for t, v in zip(x["seconds"], x["fp32_judged"]) if v <= target), None)
+    out["bf16_vs_fp32"] = difference(out["bf16"][0]["step_image"], out["fp32"][0]["step_image"])
+    for p in exts:
+        for x in out[p]:
+            del x["step_image"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse(argv)
     warnings.simplefilter("ignore")
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -188,7 +243,7 @@ def main() -> None:
     from plain_pytorch import plain_kind  # benchmarks/plain_pytorch.py
     a.variants = list(VARIANTS)
     out = {"steps": steps_kind, "sweep": sweep_kind, "multiscale": multiscale_kind, "options": options_kind,
-           "plain": plain_kind, "levers": levers_kind}[a.kind](a)
+           "plain": plain_kind, "levers": levers_kind, "precision": precision_kind}[a.kind](a)
     print("RESULT " + json.dumps(out))
 
 

@@ -12,12 +12,15 @@ same seeded random ones offline) loaded into torchvision's network, so both side
 function; the one thing added to the tutorial is a TV term for nstlib's default configuration.
 
     python benchmarks/measure.py plain 256 --config tutorial --steps 100
+    python benchmarks/plain_pytorch.py 256 --config tutorial --steps 100 --device cuda   # the same
+    python benchmarks/plain_pytorch.py 64 --quick                                        # a smoke run
 """
 from __future__ import annotations
 
 import math
 import os
 import resource
+import sys
 import time
 
 import torch
@@ -25,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 import torchvision
+from common import sync  # benchmarks/common.py
 
 import nstlib
 
@@ -68,10 +72,10 @@ class StyleLoss(nn.Module):
 
 
 class Normalization(nn.Module):
-    def __init__(self, mean, std):
+    def __init__(self, mean, std, device="cpu"):  # the tutorial's mean and std tensors are on its device
         super().__init__()
-        self.mean = torch.tensor(mean).view(-1, 1, 1)
-        self.std = torch.tensor(std).view(-1, 1, 1)
+        self.mean = torch.tensor(mean, device=device).view(-1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(-1, 1, 1)
 
     def forward(self, img):
         return (img - self.mean) / self.std
@@ -87,7 +91,7 @@ def tutorial_name(paper: str) -> str:
 
 
 def get_style_model_and_losses(cnn, style_img, content_img, content_layers, style_layers):
-    normalization = Normalization(nstlib.vgg.IMAGENET_MEAN, nstlib.vgg.IMAGENET_STD)
+    normalization = Normalization(nstlib.vgg.IMAGENET_MEAN, nstlib.vgg.IMAGENET_STD, content_img.device)
     content_losses, style_losses = [], []
     model = nn.Sequential(normalization)
     i = 0
@@ -156,7 +160,7 @@ def run_style_transfer(cnn, content_img, style_img, input_img, config, num_steps
 
 # ---- the measurement ----
 
-def shared_network() -> tuple[nn.Module, dict[str, torch.Tensor], str]:
+def shared_network(device: str = "cpu") -> tuple[nn.Module, dict[str, torch.Tensor], str]:
     """torchvision's ``vgg19().features`` carrying nstlib's weights up to conv5_1 (the pretrained
     ones, or offline the seeded random ones; deeper layers are never used), its whole state dict
     (for nstlib's extractors: the same weights) and where the weights came from."""
@@ -166,7 +170,7 @@ def shared_network() -> tuple[nn.Module, dict[str, torch.Tensor], str]:
     cnn = torchvision.models.vgg19().features.eval()
     missing, unexpected = cnn.load_state_dict(ours, strict=False)
     assert not unexpected and all(int(k.split(".")[0]) > 28 for k in missing), (missing, unexpected)
-    return cnn, {k: v.detach().clone() for k, v in cnn.state_dict().items()}, ext.weights_source
+    return cnn.to(device), {k: v.detach().clone() for k, v in cnn.state_dict().items()}, ext.weights_source
 
 
 class Evaluator:
@@ -193,12 +197,13 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 def plain_run(cnn, content, style, config, steps, frozen, clock=time.perf_counter) -> dict:
     trace = []
+    sync(content.device.type)
     t0 = clock()
 
     best = {}
 
     def record(img, loss):
-        trace.append((clock() - t0, loss.item()))
+        trace.append((clock() - t0, loss.item()))  # .item() waits for the device
         if trace[-1][1] <= min(v for _, v in trace):
             best["image"] = img.detach().clone()
     last = run_style_transfer(cnn, content, style, content.clone(), config, steps, frozen, record)
@@ -218,6 +223,7 @@ def nstlib_run(ext, content, style, config, steps, judge, target, clock=time.per
     """nstlib.stylize on the same images; every step's image is judged afterwards (off the clock)."""
     cl, sl, cw, sw, tvw = CONFIGS[config]
     snaps = []
+    sync(content.device.type)
     t0 = clock()
 
     def cb(step, img, losses):
@@ -238,15 +244,15 @@ def plain_kind(a) -> dict:
     """Plain PyTorch vs nstlib (fp32, and bf16 where autocast has it) to the plain loop's best loss."""
     torch.manual_seed(0)
     clock = CLOCKS[a.clock]
-    cnn, state, source = shared_network()
-    content = nstlib.load_image("astronaut", size=a.size, device="cpu")
+    cnn, state, source = shared_network(a.device)
+    content = nstlib.load_image("astronaut", size=a.size, device=a.device)
     # the tutorial needs the style at the content's size: both sides get the same squashed one
-    style = nstlib.load_image("starry_night", size=tuple(content.shape[-2:]), device="cpu")
+    style = nstlib.load_image("starry_night", size=tuple(content.shape[-2:]), device=a.device)
     cl, sl = CONFIGS[a.config][:2]
     judge = Evaluator(cnn, content, style, a.config)
-    variants = {"fp32": nstlib.VGGFeatures(layers=cl + sl, weights=state, device="cpu")}
+    variants = {"fp32": nstlib.VGGFeatures(layers=cl + sl, weights=state, device=a.device)}
     if a.bf16:
-        variants["bf16"] = nstlib.VGGFeatures(layers=cl + sl, weights=state, device="cpu", precision="bf16")
+        variants["bf16"] = nstlib.VGGFeatures(layers=cl + sl, weights=state, device=a.device, precision="bf16")
     out = {"size": a.size, "config": a.config, "steps": a.steps, "frozen": a.frozen, "weights": source,
            "clock": a.clock,
            "load": [round(os.getloadavg()[0], 2)], "plain": [], **{k: [] for k in variants}}
@@ -271,3 +277,8 @@ def plain_kind(a) -> dict:
         out[f"{name}_ratio"] = [n["to_target"] / p["best_at"] if n["to_target"] else math.nan
                                 for n, p in zip(out[name], out["plain"])]
     return out
+
+
+if __name__ == "__main__":  # the 'plain' kind of benchmarks/measure.py, with its options
+    from measure import main
+    main(["plain", *sys.argv[1:]])

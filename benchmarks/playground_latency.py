@@ -7,6 +7,7 @@
   and the first frame shown after it.
 
     PYTHONPATH=$PWD NSTLIB_OFFLINE=1 python benchmarks/playground_latency.py [--size 256] [--repeats 2]
+    ... playground_latency.py --device cuda [--quick]    # on a GPU; --quick: 64 px, one repeat
 
 Prints one line per figure (seconds; the median of ``--repeats`` runs). Random weights are as fast as
 pretrained ones, so the figures hold offline.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+
+from common import add_options  # benchmarks/common.py
 
 import nstlib
 from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
@@ -66,11 +69,15 @@ def slider_latency(pg: Playground) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=nstlib.default_size("cpu"))
+    ap.add_argument("--size", type=int, default=None, help="default: nstlib.default_size(device)")
     ap.add_argument("--repeats", type=int, default=2)
+    add_options(ap)
     a = ap.parse_args()
-    ext = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
-    pg = Playground("tower_bridge", "starry_night", steps=300, size=a.size, extractor=ext, weights="random")
+    a.size = 64 if a.quick else a.size or nstlib.default_size(a.device)
+    a.repeats = 1 if a.quick else a.repeats
+    ext = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device=a.device)
+    pg = Playground("tower_bridge", "starry_night", steps=300, size=a.size, extractor=ext, weights="random",
+                    device=a.device)
     cold = first_frame(pg, True)  # the first run in a process also pays one-off costs (imports, caches)
     print(f"playground Run -> first frame, first run in the process (cold), {a.size} px, preview on: {cold:.2f} s")
     for preview in (True, False):

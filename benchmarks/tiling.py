@@ -3,6 +3,7 @@
     python benchmarks/tiling.py                      # 512, 1024, 2048 px, CPU, prints tables
     python benchmarks/tiling.py --sizes 512 1024 2048 4096 --doc docs/benchmarks.md
     python benchmarks/tiling.py --device cuda        # CUDA peak (torch.cuda.max_memory_allocated) too
+    python benchmarks/tiling.py --quick              # a smoke run: 128 px, 64 px tiles, no --doc
     python benchmarks/tiling.py --cli 2048 --cli-args "--scales 512,1024,2048 --steps 2,2,2 --tile 256"
                                                      # peak RSS of one CLI run (python -m nstlib), alone
 
@@ -29,6 +30,7 @@ import time
 import warnings
 
 import torch
+from common import add_options  # benchmarks/common.py
 
 import nstlib
 from nstlib.checkpoint import bytes_per_pixel, checkpointed
@@ -176,7 +178,6 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="*", default=[512, 1024, 2048],
                    help="sides of the memory table (none: only the time overhead)")
     p.add_argument("--tile", type=int, default=512, help="core side of the tiled runs (px)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--evals", type=int, default=2,
                    help="evaluations per configuration (the last one is timed; the first warms up)")
     p.add_argument("--max-gb", type=float, default=12.0, help="skip untiled/checkpointed runs estimated above this")
@@ -189,7 +190,11 @@ def main() -> None:
                    help="the CLI's other flags for --cli (default %(default)s)")
     p.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     p.add_argument("--overhead-only", action="store_true", help=argparse.SUPPRESS)
+    add_options(p)
     a = p.parse_args()
+    if a.quick:
+        a.sizes, a.tile, a.evals, a.overhead_size, a.overhead_tiles, a.overhead_evals, a.doc = \
+            [128], 64, 1, 128, ["64x64"], 1, None
     warnings.simplefilter("ignore")
     torch.set_num_threads(os.cpu_count() or 1)
     if a.one:
