@@ -9,7 +9,9 @@ from pathlib import Path
 
 from .cli_exit import Termination, finish
 from .color import PRESERVE_COLOR
+from .config import default_size, resolve_device
 from .errors import NSTError
+from .multiscale import AUTO_COARSE_STEPS, AUTO_SCALES_FROM, auto_scales
 from .precision import PRECISIONS
 from .save import SAVE_SUFFIXES
 from .spec import (
@@ -23,6 +25,7 @@ from .spec import (
     TILED_LBFGS_HISTORY,
     TV_WEIGHT,
     Transfer,
+    default_steps,
 )
 from .vgg import ARCHS, POOLINGS
 
@@ -66,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the network's precision (default fp32; auto: mixed precision on CUDA)")
     p.add_argument("--scales", type=_ints, default=None, metavar="N | S,S,...",
                    help="coarse to fine: a number of octaves (3: size/4, size/2, size) or ascending sides "
-                        "(128,256,512)")
+                        f"(128,256,512); default from {AUTO_SCALES_FROM} px with lbfgs: 4, with "
+                        f"{','.join(map(str, AUTO_COARSE_STEPS))} steps before --steps at full size; 1: one size")
     p.add_argument("--save-every", type=_save_every, default=0, metavar="N",
                    help="also save the image every N steps (name_stepN.jpg; default 0: never)")
     p.add_argument("--show", action="store_true", help="print the run's specification and exit without running")
@@ -151,13 +155,20 @@ def _save_every(text: str) -> int:
 
 
 def build_spec(args: argparse.Namespace, styles: Sequence[str]) -> Transfer:
-    """The :class:`nstlib.Transfer` of the parsed arguments (ValueError/NSTError for bad values)."""
+    """The :class:`nstlib.Transfer` of the parsed arguments (ValueError/NSTError for bad values).
+    Without ``--scales``, a run from :data:`nstlib.multiscale.AUTO_SCALES_FROM` px goes coarse to fine
+    (:func:`nstlib.multiscale.auto_scales`)."""
+    scales, steps = args.scales, args.steps
+    if scales is None and not isinstance(steps, tuple):
+        size = args.size if args.size is not None else default_size(resolve_device(args.device))
+        scales, steps = auto_scales(size, steps or default_steps(args.optimizer), args.optimizer)
+        steps = args.steps if scales is None else steps
     return Transfer(args.content, styles[0] if len(styles) == 1 else tuple(styles),
                     content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
                     content_layers=args.content_layers, style_layers=args.style_layers,
                     style_layer_weights=args.style_layer_weights, arch=args.arch, pooling=args.pooling,
-                    weights=args.weights, precision=args.precision, optimizer=args.optimizer, steps=args.steps,
-                    lr=args.lr, init=args.init, size=args.size, scales=args.scales, seed=args.seed, every=1,
+                    weights=args.weights, precision=args.precision, optimizer=args.optimizer, steps=steps,
+                    lr=args.lr, init=args.init, size=args.size, scales=scales, seed=args.seed, every=1,
                     device=args.device,
                     preserve_color=None if args.preserve_color == "none" else args.preserve_color,
                     style_blend=args.style_blend, style_scale=args.style_scale, mask=args.mask,

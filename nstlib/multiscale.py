@@ -19,7 +19,22 @@ from .spec import Transfer, scale_sides
 from .stage import build_extractor, load_inputs, run_stage
 from .vgg import VGGFeatures
 
-__all__ = ["scale_sides", "coarse_to_fine"]
+__all__ = ["scale_sides", "coarse_to_fine", "auto_scales", "AUTO_SCALES_FROM", "AUTO_COARSE_STEPS"]
+
+#: The CLI runs coarse to fine by default from this side (px) up, with L-BFGS (docs/benchmarks.md:
+#: 0.45 x the single-scale time to the same loss at 512 px, 0.70 x at 384 px).
+AUTO_SCALES_FROM = 512
+#: The default schedule's L-BFGS steps at the coarse sides size/8, size/4, size/2.
+AUTO_COARSE_STEPS = (120, 80, 15)
+
+
+def auto_scales(size: int, steps: int, optimizer: str) -> tuple[int | None, int | tuple[int, ...]]:
+    """``(scales, steps)`` for a run of ``steps`` at ``size`` px when the user chose no scales:
+    from :data:`AUTO_SCALES_FROM` px with L-BFGS, 4 scales with :data:`AUTO_COARSE_STEPS` before
+    the ``steps`` at full size (the coarse steps cost about 11 full-size ones); else one scale."""
+    if optimizer == "lbfgs" and size >= AUTO_SCALES_FROM:
+        return 4, AUTO_COARSE_STEPS + (steps,)
+    return None, steps
 
 
 def coarse_to_fine(spec: Transfer, extractor: VGGFeatures | None = None, callback: Callback | None = None,
