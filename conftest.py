@@ -12,7 +12,7 @@ import pytest
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    from nstlib.course import expected_output, is_check_output
+    from nstlib.course.tool import expected_output, is_check_output
 
     for item in items:
         cell = getattr(item, "cell", None)

@@ -18,7 +18,7 @@ import statistics
 import time
 
 import nstlib
-from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
 
 
 def first_frame(pg: Playground, preview: bool) -> float:

@@ -3,6 +3,8 @@
     python benchmarks/tiling.py                      # 512, 1024, 2048 px, CPU, prints tables
     python benchmarks/tiling.py --sizes 512 1024 2048 4096 --doc docs/benchmarks.md
     python benchmarks/tiling.py --device cuda        # CUDA peak (torch.cuda.max_memory_allocated) too
+    python benchmarks/tiling.py --cli 2048 --cli-args "--scales 512,1024,2048 --steps 2,2,2 --tile 256"
+                                                     # peak RSS of one CLI run (python -m nstlib), alone
 
 Every (mode, size) runs in its own process (``--one``), so the peaks do not mix: it builds VGG19
 (seeded random weights: memory and speed do not depend on the weights), the objective (targets
@@ -118,8 +120,25 @@ def spawn(*extra: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def cli_run(side: int, extra: str) -> dict:
+    """One ``python -m nstlib astronaut starry_night --size SIDE EXTRA`` run (seeded random
+    weights, offline) in a child process: its peak RSS (``ru_maxrss`` of the children), wall
+    seconds and the line it printed, with the load average before and after."""
+    import shlex
+    import tempfile
+    out = os.path.join(tempfile.mkdtemp(), f"cli{side}.png")
+    cmd = [sys.executable, "-m", "nstlib", CONTENT, STYLE, "--size", str(side), "--weights", "random",
+           "--quiet", "-o", out, *shlex.split(extra)]
+    load, t = os.getloadavg()[0], time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, NSTLIB_OFFLINE="1"))
+    return {"cli": " ".join(cmd[1:]), "rc": done.returncode, "wall_s": time.perf_counter() - t,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "load": [load, os.getloadavg()[0]], "printed": (done.stdout.strip().splitlines() or [""])[-1],
+            "error": (done.stderr.strip().splitlines() or [""])[-1] if done.returncode else None}
+
+
 def tables(rows: list[dict], over: dict, a) -> str:
-    lines = ["| px | untiled | checkpointed | tiled |", "|---|---|---|---|"]
+    lines = ["| px | untiled | checkpointed | tiled |", "|---|---|---|---|"] if a.sizes else []
     for side in a.sizes:
         cells = []
         for mode in MODES:
@@ -154,7 +173,8 @@ def write_doc(path: str, body: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
+    p.add_argument("--sizes", type=int, nargs="*", default=[512, 1024, 2048],
+                   help="sides of the memory table (none: only the time overhead)")
     p.add_argument("--tile", type=int, default=512, help="core side of the tiled runs (px)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--evals", type=int, default=2,
@@ -164,6 +184,9 @@ def main() -> None:
     p.add_argument("--overhead-tiles", nargs="*", default=["512x512", "1024x512", "1024x1024"])
     p.add_argument("--overhead-evals", type=int, default=2)
     p.add_argument("--doc", help="write the section into this markdown file")
+    p.add_argument("--cli", type=int, metavar="SIDE", help="only: peak RSS of one CLI run at SIDE px")
+    p.add_argument("--cli-args", default="--scales 512,1024,2048 --steps 2,2,2 --tile 256",
+                   help="the CLI's other flags for --cli (default %(default)s)")
     p.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     p.add_argument("--overhead-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -175,6 +198,12 @@ def main() -> None:
         return
     if a.overhead_only:
         print(json.dumps(overhead(a)))
+        return
+    if a.cli:
+        r = cli_run(a.cli, a.cli_args)
+        print(json.dumps(r))
+        print(f"CLI at {a.cli} px ({a.cli_args}): peak RSS {r['peak_rss_mb'] / 1024:.2f} GB, {r['wall_s']:.0f} s, "
+              f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; {r['printed'] or r['error']}")
         return
     rows, t0, load0 = [], time.time(), os.getloadavg()[0]
     for side in a.sizes:
@@ -208,7 +237,8 @@ def main() -> None:
         f"{bytes_per_pixel(ext, LAYERS, grad=False) / 1024:.2f} KB without (`nstlib.checkpoint.bytes_per_pixel`).",
         "", tables(rows, over, a), "",
         "The optimizer's state is not in these figures: L-BFGS keeps 100 pairs of image-sized vectors "
-        "(2.4 KB per pixel: 10 GB at 2048 px), Adam two (24 bytes per pixel).",
+        "(2.4 KB per pixel: 10 GB at 2048 px) untiled and 10 in tiled stages (240 bytes per pixel: 1 GB at "
+        "2048 px; `lbfgs_history`), Adam two (24 bytes per pixel).",
     ])
     print("\n" + body)
     if a.doc:

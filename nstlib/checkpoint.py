@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -27,15 +27,29 @@ def bytes_per_pixel(ext: VGGFeatures, layers: Sequence[str], grad: bool = True) 
     each output once (kept for the backward pass) plus twice the largest (the backward's gradient
     buffers); ``grad=False`` twice the largest (one layer's input and output) plus the tapped
     outputs. float32: 4 bytes per float. VGG19 to relu5_1: 2.95 KB (grad) and 1.03 KB per pixel.
+    For a :func:`checkpointed` extractor it is the plain network's estimate (an upper bound).
     """
-    deepest = max(ext.layers_in_body.index(n) for n in layers)
+    mods = list(_modules(ext))
+    deepest = max(i for i, (name, _) in enumerate(mods) if name in layers)
     ch, s, outs = 3, 1, []
-    for name, m in list(ext.body.named_children())[:deepest + 1]:
+    for name, m in mods[:deepest + 1]:
         ch = m.out_channels if isinstance(m, nn.Conv2d) else ch
         s = 2 * s if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) else s
         outs.append((name, ch / s ** 2))
     big = 2 * max(v for _, v in outs)
     return 4.0 * (big + sum(v for n, v in outs if grad or n in layers))
+
+
+def _modules(ext: VGGFeatures):
+    """``(name, module)`` of every VGG layer of ``ext``'s body, a checkpointed one's segments
+    opened (a segment is named after its last layer; the others inside it get None)."""
+    for name, m in ext.body.named_children():
+        if isinstance(m, _Segment):
+            inner = list(m.seq)
+            yield from ((None, k) for k in inner[:-1])
+            yield name, inner[-1]
+        else:
+            yield name, m
 
 
 class _Segment(nn.Module):

@@ -7,15 +7,25 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .color import PRESERVE_COLOR
 from .errors import NSTError
-from .image import SAVE_SUFFIXES
 from .precision import PRECISIONS
-from .spec import (CONTENT_LAYERS, CONTENT_WEIGHT, INITS, OPTIMIZERS, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT,
-                   Transfer)
+from .save import SAVE_SUFFIXES
+from .spec import (
+    CONTENT_LAYERS,
+    CONTENT_WEIGHT,
+    INITS,
+    LBFGS_HISTORY,
+    OPTIMIZERS,
+    STYLE_LAYERS,
+    STYLE_WEIGHT,
+    TILED_LBFGS_HISTORY,
+    TV_WEIGHT,
+    Transfer,
+)
 from .vgg import ARCHS, POOLINGS
 
 __all__ = ["main", "build_parser", "build_spec"]
@@ -77,14 +87,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="black-and-white mask, content's aspect ratio: style only where it is white")
     g.add_argument("--style-outside", default=None, metavar="IMG",
                    help="a second style painted where the mask is black (needs --mask)")
+    g = p.add_argument_group("large images (README: Large images)")
+    g.add_argument("--tile", type=_tile, default=None, metavar="PX | auto",
+                   help="compute the objective in tiles of PX px (exact: global Gram matrices, an 80 px halo), "
+                        "or 'auto' (tiles that fit --max-memory); stages that fit in one tile run untiled")
+    g.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory budget of one tile with --tile auto, e.g. 3GB or 512MB "
+                        "(default: half the available memory)")
+    g.add_argument("--checkpoint", action="store_true",
+                   help="gradient checkpointing through VGG: less memory, more time, the same result")
+    g.add_argument("--lbfgs-history", type=int, default=None, metavar="N",
+                   help=f"L-BFGS's curvature pairs (default {LBFGS_HISTORY}; {TILED_LBFGS_HISTORY} in tiled stages)")
     return p
+
+
+def _tile(text: str) -> int | str:
+    """``"512"`` -> 512, ``"auto"`` -> "auto" (checked by the spec)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a tile side in px such as 512, or auto; got {text!r}") from None
 
 
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}") from None
 
 
 def _ints(text: str) -> int | tuple[int, ...]:
@@ -92,7 +123,8 @@ def _ints(text: str) -> int | tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or a comma list such as 128,256; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or a comma list such as 128,256; got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}")
     return values[0] if len(values) == 1 and "," not in text else values
@@ -106,7 +138,8 @@ def _layer_weights(text: str) -> dict[str, float]:
     try:
         return {k.strip(): float(w) for k, w in (item.split("=") for item in text.split(",") if item.strip())}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected layer=weight pairs such as relu1_1=2,relu5_1=0.5; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected layer=weight pairs such as relu1_1=2,relu5_1=0.5; got {text!r}") from None
 
 
 def _save_every(text: str) -> int:
@@ -130,7 +163,8 @@ def build_spec(args: argparse.Namespace, styles: Sequence[str]) -> Transfer:
                     device=args.device,
                     preserve_color=None if args.preserve_color == "none" else args.preserve_color,
                     style_blend=args.style_blend, style_scale=args.style_scale, mask=args.mask,
-                    style_outside=args.style_outside)
+                    style_outside=args.style_outside, tile=args.tile, max_memory=args.max_memory,
+                    checkpoint=args.checkpoint, lbfgs_history=args.lbfgs_history)
 
 
 def _styles(args: argparse.Namespace) -> list[str]:
@@ -168,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{losses['total']:.4g}")
         if args.save_every and step % args.save_every == 0:
-            from .image import save_image
+            from .save import save_image
             stem = Path(args.output).stem if args.output else "nst"
             save_image(image, out_dir / f"{stem}_step{step}.jpg")
 
@@ -208,7 +242,7 @@ class Termination:
     def code(self) -> int:
         return 143 if self.received else 130
 
-    def __enter__(self) -> "Termination":
+    def __enter__(self) -> Termination:
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGTERM, self._handle)
         return self

@@ -2,8 +2,7 @@
 
 Environment variables (read when nstlib is imported, never written):
 
-* ``NSTLIB_QUICK=1`` -- quick mode: the course notebooks shrink image sizes and
-  step counts so the whole course runs in CI in minutes. Only :func:`pick` reads it: the
+* ``NSTLIB_QUICK=1`` -- the course's quick mode, read by :mod:`nstlib.course.quick` only: the
   library's own defaults (``stylize``'s steps and size) never change with it.
 * ``NSTLIB_OFFLINE=1`` -- when the pretrained VGG weights cannot be had, fall back
   to seeded random weights (with a loud warning) instead of raising.
@@ -14,23 +13,17 @@ Environment variables (read when nstlib is imported, never written):
 from __future__ import annotations
 
 import os
-from typing import TypeVar
 
 import torch
 
 from .errors import check_choice
 
-__all__ = ["QUICK", "offline", "pick", "default_device", "default_size", "resolve_device"]
-
-T = TypeVar("T")
+__all__ = ["env_flag", "offline", "default_device", "default_size", "resolve_device"]
 
 
-def _flag(name: str) -> bool:
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1, true, yes or on (any case)."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-#: Quick mode (``NSTLIB_QUICK=1``): small images and few steps, for CI and slow machines.
-QUICK: bool = _flag("NSTLIB_QUICK")
 
 
 def offline() -> bool:
@@ -38,24 +31,7 @@ def offline() -> bool:
 
     Read at call time (not cached), so a script or a test may set it before building a model.
     """
-    return _flag("NSTLIB_OFFLINE")
-
-
-def pick(normal: T, quick: T, cpu: T | None = None) -> T:
-    """Choose a setting for the mode the course runs in.
-
-    Returns ``quick`` in quick mode (``NSTLIB_QUICK=1``); else ``cpu``, when given and no GPU
-    (CUDA or MPS) is available -- the CPU-friendly setting, real weights but fewer steps so a
-    notebook finishes in a lesson on a laptop; else ``normal``. The one place the course decides
-    between real-quality, CPU-friendly and CI-sized settings::
-
-        steps = nstlib.pick(300, quick=20, cpu=100)
-    """
-    if QUICK:
-        return quick
-    if cpu is not None and default_device().type == "cpu":
-        return cpu
-    return normal
+    return env_flag("NSTLIB_OFFLINE")
 
 
 def default_device() -> torch.device:

@@ -15,15 +15,16 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
 from .errors import ImageError, check_choice
 from .lbfgs import BatchLBFGS
-from .spec import OPTIMIZERS, check_count, default_lr
+from .spec import LBFGS_HISTORY, OPTIMIZERS, check_count, default_lr
 
 if TYPE_CHECKING:
     from .spec import Transfer
@@ -39,7 +40,6 @@ Callback = Callable[[int, torch.Tensor, dict], Optional[bool]]
 #: (keywords of ``Objective.set_weights``; None or {} = unchanged). Polled at the top of every step.
 Controls = Callable[[int], Optional[Mapping[str, Any]]]
 
-LBFGS_HISTORY = 100  # torch.optim.LBFGS's default, as in the PyTorch tutorial
 ADAM_DECAY, ADAM_DECAY_EVERY = 0.8, 0.1  # d2l: x0.8 every 50 of 500 steps (every 10% of the run)
 MAX_FAILURES = 5
 WEIGHT_KEYS = ("content_weight", "style_weight", "tv_weight", "style_layer_weights")
@@ -93,7 +93,7 @@ class Result:
         Returns:
             The path written (``_1``, ``_2``, ... is added if the name is taken).
         """
-        from .image import save_image
+        from .save import save_image
         return save_image(self.image, Path(path) if path is not None else Path(folder) / self.name)
 
     def _repr_html_(self) -> str:  # a readable line in notebooks instead of a tensor dump
@@ -104,7 +104,7 @@ class Result:
 
 def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfgs", steps: int = 300,
              lr: float | None = None, callback: Callback | None = None, every: int = 10,
-             controls: Controls | None = None) -> Result:
+             controls: Controls | None = None, lbfgs_history: int = LBFGS_HISTORY) -> Result:
     """Minimize ``objective`` over the pixels of ``init`` ([B, 3, H, W] in [0, 1]).
 
     Runs exactly ``steps`` evaluations unless the callback returns False, the user interrupts
@@ -117,9 +117,12 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
     applied with ``objective.set_weights`` before that step is evaluated. L-BFGS then restarts its
     history (its curvature pairs belong to the old objective); Adam continues. The best image is
     then chosen among the steps under the new weights.
+
+    ``lbfgs_history``: L-BFGS's curvature pairs (default 100; each is two image-sized vectors).
     """
     check_choice("optimizer", optimizer, OPTIMIZERS)
     steps, every = check_count("steps", steps), check_count("every", every)
+    lbfgs_history = check_count("lbfgs_history", lbfgs_history)
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or not torch.isfinite(init).all():
         raise ImageError(f"the initial image must be a finite tensor [1, 3, H, W] in [0, 1], got "
                          f"{tuple(getattr(init, 'shape', ()))}; load it with nstlib.load_image")
@@ -132,7 +135,7 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
     best, best_total, best_step, per_best = x.detach().clone(), math.inf, 0, [math.inf] * x.shape[0]
     history: list[dict[str, Any]] = []
     snapshots: list[tuple[int, torch.Tensor]] = []
-    opt, schedule = _make(optimizer, x, lr, steps, done=0)
+    opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=0)
     failures, stopped, t0 = 0, "done", time.perf_counter()
     try:
         for step in range(1, steps + 1):
@@ -142,7 +145,7 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
                 best_total = math.inf  # losses under other weights do not compare
                 per_best = [math.inf] * x.shape[0]
                 if optimizer == "lbfgs":
-                    opt, schedule = _make(optimizer, x, lr, steps, done=step - 1)
+                    opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=step - 1)
             with torch.no_grad():  # 2. project onto [0, 1]
                 x.clamp_(0.0, 1.0)
             if x.grad is not None:
@@ -154,7 +157,7 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
                 with torch.no_grad():
                     x.copy_(best)
                 lr *= 0.5
-                opt, schedule = _make(optimizer, x, lr, steps, done=step)
+                opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=step)
                 if failures == 1:
                     warnings.warn(f"the loss, its gradient or the image became NaN/inf at step {step}; "
                                   f"rolled back to the best image and halved the step size (lr={lr:g}"
@@ -259,7 +262,7 @@ def _fetch(losses: dict, x: torch.Tensor) -> tuple[dict, list, bool]:
     return dict(zip(keys, flat[:n])), flat[n + 2:], all(map(math.isfinite, flat))
 
 
-def _make(optimizer: str, x: torch.Tensor, lr: float, steps: int, done: int
+def _make(optimizer: str, x: torch.Tensor, lr: float, steps: int, history: int, done: int
           ) -> tuple[torch.optim.Optimizer, Optional[torch.optim.lr_scheduler.LRScheduler]]:
     """A fresh optimizer (and Adam's schedule) for the run's remaining steps, ``done`` already taken."""
     if optimizer == "adam":
@@ -269,8 +272,8 @@ def _make(optimizer: str, x: torch.Tensor, lr: float, steps: int, done: int
             return ADAM_DECAY ** int((done + k) / (ADAM_DECAY_EVERY * steps))
         return adam, torch.optim.lr_scheduler.LambdaLR(adam, decay)
     if x.shape[0] > 1:  # a batch of independent images: one L-BFGS history per image
-        return BatchLBFGS([x], lr=lr, max_iter=1, history_size=LBFGS_HISTORY), None
+        return BatchLBFGS([x], lr=lr, max_iter=1, history_size=history), None
     # max_iter=1: one evaluation per .step() (no line search); the tolerances are disabled so
     # that it never stops early on a tiny gradient or change.
     return torch.optim.LBFGS([x], lr=lr, max_iter=1, tolerance_grad=-math.inf, tolerance_change=-math.inf,
-                             history_size=LBFGS_HISTORY, line_search_fn=None), None
+                             history_size=history, line_search_fn=None), None

@@ -37,7 +37,7 @@ class LayerError(NSTError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def check_choice(what: str, value: object, choices: "tuple | list", extra: str = "") -> None:
+def check_choice(what: str, value: object, choices: tuple | list, extra: str = "") -> None:
     """Raise ``ValueError("unknown {what} {value!r}; choose one of 'a', 'b'{extra}")`` unless
     ``value`` is one of ``choices`` (the one wording of every "unknown option" error)."""
     try:
@@ -48,7 +48,7 @@ def check_choice(what: str, value: object, choices: "tuple | list", extra: str =
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(map(repr, choices))}{extra}")
 
 
-def too_small(what: str, shape: "tuple[int, ...]", need: int, fix: str) -> ImageError:
+def too_small(what: str, shape: tuple[int, ...], need: int, fix: str) -> ImageError:
     """The error for an image smaller than the layers in use accept (``need`` px on each side):
     ``"{what} is (H, W) px: too small for the layers in use, which need at least {need} px ..."``."""
     return ImageError(f"{what} is {tuple(shape)} px: too small for the layers in use, which need at least "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -74,9 +75,11 @@ def _opener(watch: _Watch) -> urllib.request.OpenerDirector:
         def http_open(self, req):  # type: ignore[no-untyped-def]
             return self.do_open(Conn, req)
 
+    context = ssl.create_default_context()  # what urllib uses by default: certificates verified
+
     class TLSHandler(urllib.request.HTTPSHandler):
         def https_open(self, req):  # type: ignore[no-untyped-def]
-            return self.do_open(TLSConn, req, context=self._context)
+            return self.do_open(TLSConn, req, context=context)
 
     return urllib.request.build_opener(Handler, TLSHandler)
 

@@ -12,7 +12,7 @@ per step on the whole batch, which is what makes the batch faster than one run p
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -20,7 +20,6 @@ from .config import default_size, resolve_device
 from .engine import Result, check_count, optimize
 from .image import ImageSource, load_image
 from .objective import Objective
-from .styles import target_grams
 from .transfer import CONTENT_LAYERS, CONTENT_WEIGHT, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT, default_steps
 from .vgg import VGGFeatures, warn_if_random
 
@@ -59,11 +58,9 @@ def gallery(content: ImageSource, styles: Sequence[ImageSource], *, extractor: V
     side = max(photo.shape[-2:])
     imgs = [load_image(s, size=side, device=dev) for s in styles]
     n = len(imgs)
-    objective = Objective(extractor, photo, imgs[0], content_layers, style_layers,
-                          [content_weight] * n, [style_weight] * n, [tv_weight] * n)
-    # Per-image targets: stack style b's Gram matrices as entry b of a [B, C, C] target, which
-    # style_loss compares image by image (reduction "none").
-    per_style = [target_grams(extractor, [s], objective.style_layers) for s in imgs]
-    objective.style_grams = {name: torch.cat([g[name] for g in per_style]) for name in objective.style_layers}
+    # style_per_image: style b's Gram matrices are entry b of a [B, C, C] target, which style_loss
+    # compares image by image (reduction "none").
+    objective = Objective(extractor, photo, imgs, content_layers, style_layers,
+                          [content_weight] * n, [style_weight] * n, [tv_weight] * n, style_per_image=True)
     return optimize(photo.expand(n, -1, -1, -1), objective, optimizer=optimizer, steps=steps,
                     every=max(1, steps // 10))

@@ -5,15 +5,12 @@ The network never sees anything else: ImageNet mean/std normalization happens in
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import itertools
-import os
 import re
-import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Union, cast
 
 import numpy as np
 import torch
@@ -25,13 +22,11 @@ from .errors import ImageError
 from .fetch import download, is_url
 from .pixels import draft_box, from_array, from_tensor, pil_to_array
 
-__all__ = ["load_image", "example", "save_image", "to_pil", "free_path", "fit_name", "check_size",
-           "ImageSource", "Size", "FORMATS"]
+__all__ = ["load_image", "example", "resize", "check_size", "ImageSource", "Size", "FORMATS"]
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 Size = Union[int, tuple[int, int], None]
 
-SAVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what save_image writes
 MAX_PIXELS = 20_000 * 20_000  # refuse anything larger (decompression bombs)
 #: The only formats decoded (Pillow's names): no EPS/PDF (Ghostscript), no exotic decoders.
 FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", "TGA", "ICO")
@@ -111,8 +106,9 @@ def check_size(size: object) -> Size:
                              f"{int(MAX_PIXELS ** 0.5)} px on a side); use a smaller size")
         return int(size)
     try:
-        new = (int(size[0]), int(size[1]))  # type: ignore[index]
-        ok = len(size) == 2 and all(float(v) == int(v) for v in size)  # type: ignore[arg-type]
+        seq = cast("Sequence[Any]", size)  # anything else fails below with TypeError
+        new = (int(seq[0]), int(seq[1]))
+        ok = len(seq) == 2 and all(float(v) == int(v) for v in seq)
     except (TypeError, IndexError, ValueError, OverflowError):
         ok = False
     if not ok or isinstance(size, (str, bytes)):
@@ -214,110 +210,6 @@ def _decode(fp: Any, name: str, size: Size) -> Image.Image:
         raise ImageError(f"image {name} could not be decoded ({type(e).__name__}: {str(e)[:100]}); "
                          "the file is probably truncated or damaged: re-download or re-export it") from None
     return pil
-
-
-def to_pil(img: torch.Tensor) -> Image.Image:
-    """A [1, 3, H, W] or [3, H, W] tensor in [0, 1] -> an RGB PIL image (values clamped)."""
-    if img.dim() == 4:
-        if img.shape[0] != 1:
-            raise ImageError(f"to_pil takes one image, got a batch of {img.shape[0]}")
-        img = img[0]
-    if img.dim() != 3 or img.shape[0] != 3:
-        raise ImageError(f"to_pil expects [1, 3, H, W] or [3, H, W], got {tuple(img.shape)}")
-    arr = img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, "RGB")
-
-
-def free_path(path: str | Path) -> Path:
-    """``path`` if nothing is there, else the first free ``name_1.ext``, ``name_2.ext``, ...
-
-    Only a hint (another process may take the name next); :func:`save_image` creates its file
-    exclusively instead."""
-    for cand in _numbered(Path(path)):
-        if not cand.exists():
-            return cand
-    raise AssertionError("unreachable")
-
-
-def _numbered(path: Path) -> Iterator[Path]:
-    """``path``, then ``name_1.ext``, ``name_2.ext``, ... without end."""
-    yield path
-    for i in itertools.count(1):
-        yield path.with_name(f"{path.stem}_{i}{path.suffix}")
-
-
-def fit_name(path: Path, reserve: int = 8) -> Path:
-    """``path`` with its file name shortened, if needed, to fit the filesystem's name limit
-    (``NAME_MAX``, usually 255 bytes) with ``reserve`` bytes to spare for a ``_N`` suffix.
-
-    The name keeps its start and its end (for a default name: the content name and the
-    parameters) around a ``~`` and 8 hex digits of its SHA-1, so different long names stay different."""
-    try:
-        limit = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or an unknown folder
-        limit = 255
-    limit = max(32, min(int(limit), 255)) - reserve
-    if len(path.name.encode()) <= limit:
-        return path
-    stem, suffix = path.stem, path.suffix
-    tag = "~" + hashlib.sha1(stem.encode()).hexdigest()[:8] + "~"
-    room = limit - len(suffix.encode()) - len(tag)
-    tail = min(len(stem) // 2, room // 3)
-    head = room - tail
-    while len((stem[:head] + tag + stem[len(stem) - tail:] + suffix).encode()) > limit:
-        head, tail = max(0, head - 1), tail - (head == 0)  # multi-byte characters: shrink further
-    return path.with_name(stem[:head] + tag + stem[len(stem) - tail:] + suffix)
-
-
-def save_image(img: torch.Tensor, path: str | Path, overwrite: bool = False) -> Path:
-    """Save a [1, 3, H, W] tensor in [0, 1] to ``path`` (format from the suffix; JPEG quality 95).
-
-    Never overwrites an existing file unless ``overwrite=True``: the file is created exclusively,
-    so an existing name, even one taken by a save running at the same time, gets a suffix
-    (``out.jpg`` -> ``out_1.jpg``). A name too long for the filesystem is shortened
-    (:func:`fit_name`). A failed save leaves no file behind; with ``overwrite=True`` the old file
-    is replaced only once the new one is complete. Missing folders are created.
-
-    Returns:
-        The path actually written.
-    """
-    path = Path(path).expanduser()
-    if path.suffix.lower() not in SAVE_SUFFIXES:
-        raise ImageError(f"cannot save to {str(path)!r}: use a .png or .jpg file name")
-    pil = to_pil(img)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    kwargs = {"quality": 95} if path.suffix.lower() in {".jpg", ".jpeg", ".webp"} else {}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path = fit_name(path)
-        if overwrite:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nstlib-", suffix=path.suffix)
-            _write(pil, os.fdopen(fd, "wb"), Path(tmp), fmt, kwargs)
-            os.replace(tmp, path)
-            return path
-        for cand in _numbered(path):
-            try:
-                f = open(cand, "xb")  # O_CREAT | O_EXCL: exactly one saver gets each name
-            except FileExistsError:
-                continue
-            _write(pil, f, cand, fmt, kwargs)
-            return cand
-    except OSError as e:
-        raise ImageError(f"could not write {str(path)!r} ({e}); check the folder is writable "
-                         "and the disk is not full") from None
-    raise AssertionError("unreachable")
-
-
-def _write(pil: Image.Image, f: Any, path: Path, fmt: str | None, kwargs: dict) -> None:
-    """Encode ``pil`` into the open file ``f`` (at ``path``); on any failure remove the file."""
-    try:
-        with f:
-            pil.save(f, format=fmt, **kwargs)
-    except BaseException as e:
-        path.unlink(missing_ok=True)
-        if isinstance(e, Exception) and not isinstance(e, OSError):  # an encoder's ValueError, ...
-            raise OSError(f"{type(e).__name__}: {e}") from None
-        raise
 
 
 def example(name: str, size: int | tuple[int, int] | None = None,

@@ -68,7 +68,7 @@ class BatchLBFGS(torch.optim.Optimizer):
                     dirs.append(y), stps.append(s)
                     ro.append(torch.where(ok, 1.0 / ys, torch.zeros_like(ys)))
                     h = torch.where(ok, ys / dot(y, y), h)
-                q, al = grad.neg(), [None] * len(dirs)
+                q, al = grad.neg(), {}
                 for i in range(len(dirs) - 1, -1, -1):
                     al[i] = dot(stps[i], q) * ro[i]
                     q.addcmul_(dirs[i], al[i], value=-1.0)

@@ -5,7 +5,7 @@ Conventions (the PyTorch neural-transfer tutorial's and d2l's): features come fr
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

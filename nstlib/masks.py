@@ -16,8 +16,8 @@ receptive field: a pixel outside the mask still moves the features of nearby pos
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,7 @@ def shape_mask(shape: str, height: int, width: int) -> torch.Tensor | None:
     return inside.float()[None, None]
 
 
-def load_mask(src: ImageSource, shape: tuple[int, int], device: str | torch.device | None = None
+def load_mask(src: ImageSource, shape: Sequence[int], device: str | torch.device | None = None
               ) -> torch.Tensor:
     """Load a mask and resize it to ``shape`` (H, W), the content's size.
 
@@ -89,7 +89,7 @@ def load_mask(src: ImageSource, shape: tuple[int, int], device: str | torch.devi
     return mask.clamp(0, 1)
 
 
-def downsample_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def downsample_mask(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """[B, 1, H, W] -> [B, 1, h, w] by area averaging (the fraction of each cell inside the mask)."""
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask

@@ -1,8 +1,9 @@
 """File names that encode a run: ``tower_bridge+starry_night_lbfgs_cw1_sw1e4_tv44_s256_avg.jpg``."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = ["format_name", "option_tags", "label"]
 

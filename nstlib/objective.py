@@ -5,7 +5,8 @@ r"""The objective of style transfer, with its targets computed once.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import torch
 
@@ -35,7 +36,9 @@ class Objective:
 
     ``style`` may be one image or a list blended with ``style_blend`` (:mod:`nstlib.styles`). With a
     ``mask`` [1, 1, H, W] the style term uses masked Gram matrices inside it, plus
-    ``style_outside``'s (if given) with ``1 - mask`` (:mod:`nstlib.masks`).
+    ``style_outside``'s (if given) with ``1 - mask`` (:mod:`nstlib.masks`). With
+    ``style_per_image=True`` (:func:`nstlib.gallery.gallery`), ``style`` is a list of B images and
+    image b of the batch is compared with style b alone: the targets are [B, C, C].
 
     Live weights: :meth:`set_weights` changes alpha, beta, gamma or the per-layer style weights
     and keeps the targets (a term switched on for the first time gets its targets then).
@@ -52,18 +55,23 @@ class Objective:
                  content_weight: Weight, style_weight: Weight, tv_weight: Weight,
                  style_layer_weights: Mapping[str, float] | None = None, *,
                  style_blend: Sequence[float] | None = None, mask: torch.Tensor | None = None,
-                 style_outside: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
+                 style_outside: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                 style_per_image: bool = False) -> None:
         self.ext = extractor
         self._content = content
         self._styles: list[torch.Tensor] = as_list(style)
         self._outside: list[torch.Tensor] = as_list(style_outside)
         self._layers = (list(content_layers), list(style_layers))
         self._blend = style_blend
+        self._style_per_image = style_per_image
         self.mask = mask
         self.content_targets: dict[str, torch.Tensor] = {}
         self.style_grams: dict[str, torch.Tensor] = {}
         self.outside_grams: dict[str, torch.Tensor] = {}
         self.set_weights(content_weight, style_weight, tv_weight, style_layer_weights)
+        if style_per_image and (style_blend is not None or len(self._styles) != self.batch):
+            raise ValueError(f"style_per_image needs one style image per image of the batch ({self.batch}), "
+                             f"got {len(self._styles)}{' and a blend' if style_blend is not None else ''}")
         if self.per_image and mask is not None:
             raise ValueError("per-image weights do not support a mask; run masked transfers one at a time")
 
@@ -89,11 +97,20 @@ class Objective:
         with torch.no_grad():
             if self.content_layers and not self.content_targets:
                 self.content_targets = self.ext(content, self.content_layers)
-            if self.style_layers and not self.style_grams:
+            if self.style_layers and not self.style_grams and self._style_per_image:
+                per_style = [target_grams(self.ext, [s], self.style_layers) for s in styles]
+                self.style_grams = {n: torch.cat([g[n] for g in per_style]) for n in self.style_layers}
+            elif self.style_layers and not self.style_grams:
                 self.style_grams = target_grams(self.ext, styles, self.style_layers, self._blend)
                 if self._outside:
                     self.outside_grams = target_grams(self.ext, self._outside, self.style_layers)
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+
+    @property
+    def batch(self) -> int:
+        """B, the number of images the weights are for (1 unless a weight is a sequence)."""
+        sizes = [w.numel() for w in self.weights if isinstance(w, torch.Tensor)]
+        return max(sizes, default=1)
 
     @property
     def loss_weights(self) -> dict[str, object]:

@@ -19,7 +19,7 @@ is needed) before any float copy is made, so peak memory stays near the decoded 
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Union, cast
 
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ def _scale(pil: Image.Image, name: str) -> float:
         return 65535.0
     if mode not in ("I", "F"):
         return 255.0
-    lo, hi = pil.getextrema()
+    lo, hi = cast("tuple[float, float]", pil.getextrema())  # one band (mode I or F): a pair
     if mode == "I":
         if lo >= 0 and hi <= 255:
             return 255.0

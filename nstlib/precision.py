@@ -14,7 +14,7 @@ faster on it (measured in ``docs/benchmarks.md``), so it is on by default on the
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -16,10 +16,10 @@ lr: 1.0 or 0.068; size: 512 px on a GPU, 256 on the CPU; device: the best availa
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 import torch
 
@@ -30,12 +30,24 @@ from .image import ImageSource, check_size
 from .naming import format_name, label, option_tags
 from .precision import PRECISIONS
 from .styles import blend_weights, style_side
+from .validation import (
+    FLOAT32_MAX,
+    LBFGS_HISTORY,
+    TILED_LBFGS_HISTORY,
+    check_count,
+    check_lr,
+    check_tile,
+    check_weight,
+    layer_tuple,
+    parse_memory,
+    scale_sides,
+)
 from .vgg import ARCHS, POOLINGS, check_layers, min_side
 from .weights import WeightsSpec
 
 __all__ = ["Transfer", "CONTENT_LAYERS", "STYLE_LAYERS", "INITS", "OPTIMIZERS", "CONTENT_WEIGHT",
            "STYLE_WEIGHT", "TV_WEIGHT", "default_steps", "default_lr", "check_weight", "check_count",
-           "scale_sides"]
+           "scale_sides", "FLOAT32_MAX", "LBFGS_HISTORY", "TILED_LBFGS_HISTORY"]
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -45,69 +57,19 @@ OPTIMIZERS = ("lbfgs", "adam")
 #: (one unit = ImageNet std ~0.226) to [0, 1] pixels: 10 / 0.226 ~ 44. Sources: docs/defaults.md.
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 1.0, 1e4, 44.0
 ADAM_LR = 0.068  # d2l's 0.3 on normalized pixels x ImageNet's mean std 0.226 -> [0, 1] pixels
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 Init = Union[str, torch.Tensor]
 Steps = Union[int, Sequence[int], None]
 
 
 def default_steps(optimizer: str) -> int:
     """300 for L-BFGS (PyTorch tutorial), 500 for Adam (d2l). Quick mode does not change it: the
-    course picks its own counts with :func:`nstlib.pick`."""
+    course picks its own counts with :func:`nstlib.course.pick`."""
     return 300 if optimizer == "lbfgs" else 500
 
 
 def default_lr(optimizer: str) -> float:
     """1.0 for L-BFGS (PyTorch's default), 0.068 for Adam (d2l's step size in [0, 1] pixel units)."""
     return 1.0 if optimizer == "lbfgs" else ADAM_LR
-
-
-def check_count(name: str, value: object) -> int:
-    """``value`` as a positive int (Python or numpy ints; not bools, floats or strings), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive whole number such as 100, got {value!r}")
-    return int(value)
-
-
-def check_weight(name: str, value: object) -> float:
-    """A loss weight as a float: finite, >= 0 and finite in float32 (<= 3.4e38), else ValueError."""
-    try:
-        w = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not (w >= 0 and w <= FLOAT32_MAX):
-        raise ValueError(f"{name} must be a finite number >= 0 (at most {FLOAT32_MAX:.3g}, float32's "
-                         f"largest: the loss is computed in float32), got {value!r}")
-    return w
-
-
-def _layer_tuple(name: str, layers: object) -> tuple[str, ...]:
-    if isinstance(layers, str):
-        return (layers,)
-    if layers is None or isinstance(layers, (bytes, Mapping)) or not hasattr(layers, "__iter__"):
-        raise ValueError(f"{name} must be a layer name such as 'relu4_2' or a list of names, got {layers!r}")
-    out = tuple(layers)
-    if not all(isinstance(n, str) for n in out):
-        raise LayerError(f"{name} must list layer names (strings) such as 'relu4_2', got {layers!r}")
-    return out
-
-
-def scale_sides(scales: int | Sequence[int], size: int) -> list[int]:
-    """The longest side of every coarse-to-fine stage, ascending, ending at ``size``.
-
-    ``scales=3`` with ``size=512`` -> ``[128, 256, 512]`` (octaves); a list is used as given
-    (ascending, its last entry equal to ``size``).
-    """
-    if isinstance(scales, bool):
-        raise ValueError(f"scales must be a number of octaves such as 3 or a list of sides, got {scales!r}")
-    if isinstance(scales, numbers.Integral):
-        n = check_count("scales", scales)
-        return [max(1, round(size / 2 ** k)) for k in range(n - 1, -1, -1)]
-    sides = [check_count("scales entry", s) for s in scales]  # type: ignore[union-attr]
-    if not sides or any(a >= b for a, b in zip(sides, sides[1:])):
-        raise ValueError(f"scales must be ascending image sides such as [128, 256, 512], got {scales!r}")
-    if sides[-1] != size:
-        raise ValueError(f"the last scale ({sides[-1]}) must equal size ({size}); leave size out or match them")
-    return sides
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -123,7 +85,8 @@ class Transfer:
     ``pooling``, ``weights``, ``precision``. Optimization: ``optimizer``, ``steps`` (per stage
     with ``scales``: one count or one per stage), ``lr``, ``seed``, ``every`` (snapshot and
     callback period), ``size``, ``scales``, ``device``. Colour and style: ``preserve_color``,
-    ``style_scale``. See :func:`nstlib.stylize` for each option's meaning.
+    ``style_scale``. Large images (:mod:`nstlib.tiling`): ``tile``, ``max_memory``,
+    ``checkpoint``, ``lbfgs_history``. See :func:`nstlib.stylize` for each option's meaning.
     """
 
     content: ImageSource = dataclasses.field(repr=False)
@@ -152,6 +115,10 @@ class Transfer:
     style_scale: float = 1.0
     mask: ImageSource | None = dataclasses.field(default=None, repr=False)
     style_outside: ImageSource | None = dataclasses.field(default=None, repr=False)
+    tile: int | str | None = None
+    max_memory: int | str | None = None
+    checkpoint: bool = False
+    lbfgs_history: int | None = None
 
     def __post_init__(self) -> None:
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -162,8 +129,8 @@ class Transfer:
         if not (self.content_weight or self.style_weight or self.tv_weight):
             raise ValueError("content_weight, style_weight and tv_weight are all 0: there is nothing to "
                              "optimize; set at least one of them > 0")
-        fix("content_layers", _layer_tuple("content_layers", self.content_layers))
-        fix("style_layers", _layer_tuple("style_layers", self.style_layers))
+        fix("content_layers", layer_tuple("content_layers", self.content_layers))
+        fix("style_layers", layer_tuple("style_layers", self.style_layers))
         check_choice("arch", self.arch, ARCHS)
         check_layers(self.content_layers + self.style_layers, self.arch)
         if self.style_layer_weights is not None:
@@ -185,11 +152,7 @@ class Transfer:
                 raise ValueError("init='style' needs a style image; pass style=... or init='content' or 'noise'")
         self._check_steps()
         if self.lr is not None:
-            lr = float(self.lr) if isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool) else None
-            if lr is None or not (lr > 0 and math.isfinite(lr)):
-                raise ValueError(f"lr must be a finite number > 0 (default 1.0 for lbfgs, 0.068 for adam), "
-                                 f"got {self.lr!r}")
-            fix("lr", lr)
+            fix("lr", check_lr(self.lr))
         if self.size is not None:
             fix("size", check_size(self.size))
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or \
@@ -199,6 +162,7 @@ class Transfer:
             fix("every", check_count("every (the snapshot period; None: steps // 10)", self.every))
         resolve_device(self.device)  # unknown names and missing GPUs raise ValueError here
         self._check_style_options()
+        self._check_memory_options()
 
     def _check_steps(self) -> None:
         if self.scales is not None:
@@ -234,7 +198,32 @@ class Transfer:
         if self.style_outside is not None and self.mask is None:
             raise ValueError("style_outside is painted outside the mask: pass mask=... as well")
 
+    def _check_memory_options(self) -> None:
+        object.__setattr__(self, "tile", check_tile(self.tile))
+        object.__setattr__(self, "max_memory", parse_memory(self.max_memory))
+        if self.max_memory is not None and self.tile != "auto":
+            raise ValueError(f"max_memory ({self.max_memory} bytes) is the budget of tile='auto'; pass "
+                             "tile='auto' as well, or leave max_memory out")
+        if not isinstance(self.checkpoint, bool):
+            raise ValueError(f"checkpoint must be True or False (gradient checkpointing through VGG), "
+                             f"got {self.checkpoint!r}")
+        if self.lbfgs_history is not None:
+            object.__setattr__(self, "lbfgs_history", check_count(
+                f"lbfgs_history (L-BFGS's curvature pairs; None: {LBFGS_HISTORY}, {TILED_LBFGS_HISTORY} "
+                "in tiled stages)", self.lbfgs_history))
+        if self.tile is not None and (self.mask is not None or self.style_outside is not None):
+            raise ValueError("tile does not support a mask or style_outside; run masked transfers untiled "
+                             "(tile=None)")
+
     # ------------------------------------------------------------------ derived values
+    def history_size(self, tiled: bool) -> int:
+        """L-BFGS's curvature pairs in a stage: ``lbfgs_history``, else :data:`LBFGS_HISTORY` (100)
+        untiled and :data:`TILED_LBFGS_HISTORY` (10) in a tiled stage, where 100 image-sized pairs
+        would outweigh the tiles (10 GB at 2048 px)."""
+        if self.lbfgs_history is not None:
+            return self.lbfgs_history
+        return TILED_LBFGS_HISTORY if tiled else LBFGS_HISTORY
+
     @property
     def styles(self) -> list:
         """The style images as a list ([] without a style)."""
@@ -252,7 +241,7 @@ class Transfer:
                   + (list(self.style_layers) if self.style is not None and self.style_weight else []))
         return max(2, min_side(in_use or list(self.content_layers + self.style_layers), self.arch))
 
-    def resolved(self) -> "Transfer":
+    def resolved(self) -> Transfer:
         """A copy with every default filled in: device, size, steps (a tuple per stage with
         ``scales``) and lr. Raises ValueError for scales that do not fit the size."""
         dev = resolve_device(self.device)
@@ -270,7 +259,7 @@ class Transfer:
         lr = default_lr(self.optimizer) if self.lr is None else self.lr
         return dataclasses.replace(self, device=dev, size=size, steps=steps, lr=lr)
 
-    def with_extractor(self, extractor: Any) -> "Transfer":
+    def with_extractor(self, extractor: Any) -> Transfer:
         """This spec with the network settings and device of a built :class:`nstlib.VGGFeatures`."""
         return dataclasses.replace(self, arch=extractor.arch, pooling=extractor.pooling,
                                    precision=extractor.precision, device=extractor.device)
@@ -291,7 +280,8 @@ class Transfer:
                     preserve_color=self.preserve_color,
                     style_blend=self.blend() if self.style is not None else None,
                     style_scale=self.style_scale, mask=self.mask is not None,
-                    precision=self.precision, lr=self.lr)
+                    precision=self.precision, lr=self.lr, tile=self.tile, checkpoint=self.checkpoint,
+                    lbfgs_history=self.lbfgs_history)
 
     def name(self, side: int) -> str:
         """The result's file name: images, optimizer, weights, side and option tags."""

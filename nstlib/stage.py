@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import checkpointed
 from .color import combine_luminance, luminance_image
 from .engine import Callback, Controls, Result, optimize
 from .errors import too_small
@@ -20,9 +21,11 @@ from .naming import label
 from .objective import Objective
 from .spec import Init, Transfer
 from .styles import prepare_inputs
+from .tiles import needs_tiles, tile_sides
+from .tiling import TiledObjective
 from .vgg import VGGFeatures, warn_if_random
 
-__all__ = ["Inputs", "load_inputs", "build_extractor", "build_objective", "run_stage", "init_image"]
+__all__ = ["Inputs", "load_inputs", "build_extractor", "stage_tile", "build_objective", "run_stage", "init_image"]
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,30 @@ def init_image(init: Init, content: torch.Tensor, style: torch.Tensor | None, se
     return content.clone()  # "content" (and "style" without a style image)
 
 
-def build_objective(spec: Transfer, inputs: Inputs, extractor: VGGFeatures) -> Objective:
-    """The objective of one stage: ``spec``'s weights and layers, targets from ``inputs``."""
-    return Objective(extractor, inputs.target, inputs.styles or None, spec.content_layers, spec.style_layers,
-                     spec.content_weight, spec.style_weight, spec.tv_weight, spec.style_layer_weights,
-                     style_blend=spec.style_blend if inputs.styles else None, mask=inputs.mask,
-                     style_outside=inputs.outside or None)
+def stage_tile(spec: Transfer, inputs: Inputs, extractor: VGGFeatures) -> tuple[int, int] | None:
+    """The tile ``(h, w)`` of this stage, or None to run it untiled: ``spec.tile`` (``"auto"``: the
+    side whose crop fits ``spec.max_memory``, :func:`nstlib.tiles.auto_tile`) when the image
+    needs more than one tile of it. So with ``scales`` only the stages larger than one tile are
+    tiled (typically the last one or two); the smaller ones run untiled, with the same values."""
+    if spec.tile is None:
+        return None
+    layers = list(spec.content_layers + spec.style_layers)
+    tile = tile_sides(extractor, layers, spec.tile, spec.max_memory)  # type: ignore[arg-type]
+    return tile if needs_tiles(inputs.target.shape, tile, layers, extractor.arch) else None
+
+
+def build_objective(spec: Transfer, inputs: Inputs, extractor: VGGFeatures,
+                    tile: tuple[int, int] | None = None) -> Objective | TiledObjective:
+    """The objective of one stage: ``spec``'s weights and layers, targets from ``inputs``; tiled
+    (:class:`nstlib.tiling.TiledObjective`, exact) with a ``tile``; through a gradient-checkpointed
+    network (:func:`nstlib.checkpoint.checkpointed`) with ``spec.checkpoint``."""
+    ext = checkpointed(extractor) if spec.checkpoint else extractor
+    args = (ext, inputs.target, inputs.styles or None, spec.content_layers, spec.style_layers,
+            spec.content_weight, spec.style_weight, spec.tv_weight, spec.style_layer_weights)
+    blend = spec.style_blend if inputs.styles else None
+    if tile is not None:
+        return TiledObjective(*args, style_blend=blend, tile=tile)
+    return Objective(*args, style_blend=blend, mask=inputs.mask, style_outside=inputs.outside or None)
 
 
 def run_stage(spec: Transfer, inputs: Inputs, extractor: VGGFeatures, callback: Callback | None = None,
@@ -90,9 +111,11 @@ def run_stage(spec: Transfer, inputs: Inputs, extractor: VGGFeatures, callback: 
     """Optimize one stage: ``spec`` resolved (:meth:`Transfer.resolved`: ``steps`` an int),
     ``inputs`` from :func:`load_inputs`. ``objective``: anything with ``loss_and_grad(x)`` (and
     ``set_weights`` for live weights), e.g. a tiled objective; default :func:`build_objective`.
+    Tiled stages (:func:`stage_tile`) keep a short L-BFGS history (:meth:`Transfer.history_size`).
     Returns the :class:`Result`, carrying ``spec``."""
     if objective is None:
-        objective = build_objective(spec, inputs, extractor)
+        objective = build_objective(spec, inputs, extractor, stage_tile(spec, inputs, extractor))
+    tiled = isinstance(objective, TiledObjective)
     x0 = init_image(spec.init, inputs.target, inputs.styles[0] if inputs.styles else None, spec.seed)
     steps = int(spec.steps)  # type: ignore[arg-type]
     cb = callback
@@ -101,14 +124,16 @@ def run_stage(spec: Transfer, inputs: Inputs, extractor: VGGFeatures, callback: 
         if callback is not None:
             cb = lambda step, img, losses: callback(step, _recolor(img, inputs.content), losses)  # noqa: E731
     result = optimize(x0, objective, optimizer=spec.optimizer, steps=steps, lr=spec.lr, callback=cb,
-                      every=spec.every or max(1, steps // 10), controls=controls)
+                      every=spec.every or max(1, steps // 10), controls=controls,
+                      lbfgs_history=spec.history_size(tiled))
     if spec.preserve_color == "luminance":
         result.image = _recolor(result.image, inputs.content)
         result.snapshots = [(k, _recolor(img, inputs.content)) for k, img in result.snapshots]
     side = max(inputs.content.shape[-2:])
     result.spec = spec
     result.params = spec.params(side, extractor.weights_source)
-    result.params.update(arch=extractor.arch, pooling=extractor.pooling)
+    result.params.update(arch=extractor.arch, pooling=extractor.pooling,
+                         stage_tile=list(objective.tile) if tiled else None, lbfgs_history=spec.history_size(tiled))
     result.name = spec.name(side)
     return result
 

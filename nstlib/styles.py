@@ -14,7 +14,7 @@ smaller style (``style_scale < 1``) gives finer strokes on the result, a larger 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -80,9 +80,10 @@ def load_styles(style: ImageSource | Sequence[ImageSource], content_shape: Seque
     return [load_image(s, size=side, device=device) for s in as_list(style)]
 
 
-def prepare_inputs(content_img: torch.Tensor, style: object, *, preserve_color: str | None = None,
-                   style_scale: float = 1.0, mask: object = None, style_outside: object = None,
-                   min_size: int = 1) -> tuple[torch.Tensor, list, list, torch.Tensor | None]:
+def prepare_inputs(content_img: torch.Tensor, style: ImageSource | Sequence[ImageSource] | None, *,
+                   preserve_color: str | None = None, style_scale: float = 1.0, mask: ImageSource | None = None,
+                   style_outside: ImageSource | Sequence[ImageSource] | None = None, min_size: int = 1
+                   ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
     """Load the styles (scaled), the mask and the second style, and apply colour preservation.
 
     Returns:

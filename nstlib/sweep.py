@@ -24,8 +24,9 @@ of :func:`nstlib.stylize` other than one style image are not batched: run those 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 

@@ -4,7 +4,7 @@ the tile side that fits a memory budget. The reasoning is in :mod:`nstlib.tiling
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -12,8 +12,8 @@ from .checkpoint import bytes_per_pixel
 from .memory import available_bytes
 from .vgg import VGGFeatures, check_layers, layer_names, min_side
 
-__all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "grid", "crops_area",
-           "at_core", "crop_core"]
+__all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "tile_sides", "needs_tiles",
+           "grid", "crops_area", "at_core", "crop_core"]
 
 Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
 
@@ -44,7 +44,8 @@ def tile_spans(n: int, tile: int, halo: int, stride: int) -> list[Span]:
         raise ValueError(f"halo must be a multiple of the network's stride {stride}, got {halo}")
     t = max(stride, int(tile) // stride * stride)
     k = -(-n // t)
-    core = -(-(-(-n // k)) // stride) * stride
+    per_tile = -(-n // k)  # ceil(n / k)
+    core = -(-per_tile // stride) * stride  # rounded up to the stride
     starts = list(range(0, n, core))
     if len(starts) > 1 and n - starts[-1] < stride:  # a sliver: merge it into the previous core
         starts.pop()
@@ -64,6 +65,24 @@ def auto_tile(ext: VGGFeatures, layers: Sequence[str], max_memory: int | None = 
     h, s = halo_and_stride(layers, ext.arch)
     side = math.sqrt(max_memory / bytes_per_pixel(ext, layers, grad=True))
     return max(s, int(side - 2 * h) // s * s)
+
+
+def tile_sides(ext: VGGFeatures, layers: Sequence[str], tile: object,
+               max_memory: int | None = None) -> tuple[int, int]:
+    """``tile`` (a side, ``(h, w)`` or ``"auto"``: :func:`auto_tile` for ``max_memory``) as ``(h, w)``."""
+    if isinstance(tile, str) and tile == "auto":
+        tile = auto_tile(ext, layers, max_memory) if layers else 1 << 30
+    sides = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, (tuple, list)) else ()
+    if len(sides) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sides):
+        raise ValueError(f"tile must be a side in px (e.g. 512), (height, width) or 'auto', got {tile!r}")
+    return sides  # type: ignore[return-value]
+
+
+def needs_tiles(shape: Sequence[int], tile: tuple[int, int], layers: Sequence[str], arch: str) -> bool:
+    """Whether an image of ``shape`` (..., H, W) takes more than one ``tile`` core: the stages that
+    fit in one run untiled (the same values, no tiling cost)."""
+    halo, stride = halo_and_stride(layers, arch) if layers else (0, 1)
+    return len(grid(shape, tile, halo, stride)) > 1
 
 
 def grid(shape: Sequence[int], tile: tuple[int, int], halo: int, stride: int) -> list[tuple[Span, Span]]:

@@ -56,8 +56,8 @@ the Gram sums (with a single tile there is no pass 1 at all).
 carries its halo, so a step costs about ``(1 + 0.4) x`` the crops' total area over the image's;
 figures in ``docs/benchmarks.md`` ("Large images: tiling"). Memory: one crop's activations plus
 image-sized buffers (the image, its gradient, the content targets); the optimizer's state comes
-on top (L-BFGS keeps 2 x history image-sized vectors: prefer Adam or a short history for
-posters). Tile geometry: :mod:`nstlib.tiles`.
+on top (L-BFGS keeps 2 x history image-sized vectors: ``stylize(tile=...)`` keeps 10 pairs in
+tiled stages, :meth:`nstlib.Transfer.history_size`). Tile geometry: :mod:`nstlib.tiles`.
 
 Refused with a ``ValueError``: masks (spatial control) and batches / per-image weights
 (:func:`nstlib.sweep`): run those untiled, one image at a time.
@@ -68,14 +68,14 @@ network with gradient checkpointing (activations recomputed in the backward pass
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from .checkpoint import bytes_per_pixel
 from .losses import content_loss, gram_matrix
 from .styles import as_list, blend_weights
-from .tiles import Span, at_core, auto_tile, crop_core, crops_area, grid, halo_and_stride, stride_of
+from .tiles import Span, at_core, crop_core, crops_area, grid, halo_and_stride, stride_of, tile_sides
 from .vgg import VGGFeatures
 
 __all__ = ["TiledObjective", "SMALL_HALO_GRAD_ERROR"]
@@ -91,7 +91,7 @@ class TiledObjective:
 
     Args:
         tile: core side in px (int or (h, w); rounded down to a multiple of the stride) or
-            ``"auto"`` (:func:`auto_tile` for ``max_memory`` bytes).
+            ``"auto"`` (:func:`nstlib.tiles.auto_tile` for ``max_memory`` bytes).
         halo: px added around each core (default: :func:`halo_and_stride`'s exact one); a
             multiple of the stride.
         max_memory: the activation budget of one tile, for ``tile="auto"``.
@@ -133,7 +133,7 @@ class TiledObjective:
     @classmethod
     def from_objective(cls, objective, *, tile: int | tuple[int, int] | str = 512, halo: int | None = None,
                        max_memory: int | None = None,
-                       tile_nograd: int | tuple[int, int] | None = None) -> "TiledObjective":
+                       tile_nograd: int | tuple[int, int] | None = None) -> TiledObjective:
         """The same objective as an :class:`~nstlib.objective.Objective` (its targets reused), tiled."""
         if objective.mask is not None or objective.per_image:
             raise ValueError("tiling does not support a mask or per-image weights; run those untiled")
@@ -150,12 +150,7 @@ class TiledObjective:
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         h, self.stride = halo_and_stride(self.layers, self.ext.arch) if self.layers else (0, 1)
         self.halo = h if halo is None else int(halo)
-        if tile == "auto":
-            tile = auto_tile(self.ext, self.layers, max_memory) if self.layers else 1 << 30
-        sides = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, (tuple, list)) else ()
-        if len(sides) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sides):
-            raise ValueError(f"tile must be a side in px (e.g. 512), (height, width) or 'auto', got {tile!r}")
-        self.tile = sides
+        self.tile = tile_sides(self.ext, self.layers, tile, max_memory)
         if tile_nograd is not None:
             self.tile_nograd = ((tile_nograd,) * 2 if isinstance(tile_nograd, int) else tuple(tile_nograd))
             return
@@ -163,6 +158,25 @@ class TiledObjective:
         k = (math.sqrt(bytes_per_pixel(self.ext, self.layers) / bytes_per_pixel(self.ext, self.layers, False))
              if self.layers else 1.0)
         self.tile_nograd = tuple(int(k * (t + 2 * self.halo) - 2 * self.halo) for t in self.tile)
+
+    @property
+    def loss_weights(self) -> dict[str, object]:
+        """The weights in force: ``{content_weight, style_weight, tv_weight, style_layer_weights}``."""
+        return dict(zip(("content_weight", "style_weight", "tv_weight"), self.weights),
+                    style_layer_weights=self.style_layer_weights or None)
+
+    def set_weights(self, content_weight: float | None = None, style_weight: float | None = None,
+                    tv_weight: float | None = None, style_layer_weights: Mapping[str, float] | None = None) -> None:
+        """Change alpha, beta, gamma and/or the per-layer style weights (None keeps a value), live.
+        A term that was 0 when the objective was made has no targets: it cannot be switched on."""
+        new = tuple(o if w is None else float(w) for w, o in zip((content_weight, style_weight, tv_weight),
+                                                                  self.weights))
+        if (new[0] and not self.content_targets) or (new[1] and not self.style_grams):
+            raise ValueError("a tiled objective cannot switch on a term (content or style) that started at "
+                             "weight 0: its targets were not computed; start a new run with that weight")
+        self.weights, self.use_tv = new, bool(new[2])
+        if style_layer_weights is not None:
+            self.style_layer_weights = dict(style_layer_weights)
 
     def _pass(self, img: torch.Tensor, layers: list[str], tiles: list[tuple[Span, Span]]):
         """Yield ``(r, c, {layer: core features})`` for the ``tiles`` of ``img``, without gradients."""

@@ -8,7 +8,7 @@ Defaults and their sources: ``docs/defaults.md``.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -72,7 +72,8 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource] | N
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
             mask: ImageSource | None = None, style_outside: ImageSource | None = None,
             scales: int | Sequence[int] | None = None, precision: str = "fp32",
-            controls: Controls | None = None) -> Result:
+            tile: int | str | None = None, max_memory: int | str | None = None, checkpoint: bool = False,
+            lbfgs_history: int | None = None, controls: Controls | None = None) -> Result:
     """Paint ``content`` in the style of ``style`` by optimizing the pixels.
 
     Every option except ``extractor``, ``callback`` and ``controls`` is a field of the run's
@@ -109,6 +110,17 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource] | N
             one's image, upsampled. ``steps`` is then per stage (one int, or one count per stage).
         precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (mixed precision on
             CUDA): the network's precision when stylize builds it (:mod:`nstlib.precision`).
+        tile: large images on bounded memory (:mod:`nstlib.tiling`): None (default, untiled), a
+            tile side in px (e.g. 512) or ``"auto"`` (the side whose pass fits ``max_memory``). The
+            objective and gradient are the untiled ones (exact: global Gram matrices, an 80 px
+            halo); a stage whose image fits in one tile runs untiled, so with ``scales`` only the
+            large (last) stages are tiled.
+        max_memory: the memory budget of one tile's activations for ``tile="auto"``: bytes or a
+            size such as ``"3GB"`` (default: half the device's available memory).
+        checkpoint: gradient checkpointing through VGG (recompute activations in the backward
+            pass: less memory, more time; the same values), in tiles or untiled.
+        lbfgs_history: L-BFGS's curvature pairs (default 100; 10 in a tiled stage, where each
+            image-sized pair costs 24 bytes per pixel: 100 would take 10 GB at 2048 px).
         controls: live weights: ``controls(step)`` returns new loss weights or None (:func:`run`).
 
     Returns:
@@ -123,7 +135,8 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource] | N
                     precision=precision, optimizer=optimizer, steps=steps, lr=lr, init=init, size=size,
                     scales=scales, seed=seed, every=every, device=device, preserve_color=preserve_color,  # type: ignore[arg-type]
                     style_blend=style_blend, style_scale=style_scale, mask=mask,  # type: ignore[arg-type]
-                    style_outside=style_outside)
+                    style_outside=style_outside, tile=tile, max_memory=max_memory, checkpoint=checkpoint,
+                    lbfgs_history=lbfgs_history)
     return run(spec, extractor=extractor, callback=callback, controls=controls)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections import OrderedDict
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -62,7 +62,7 @@ def min_side(layers: Iterable[str], arch: str = "vgg19") -> int:
     return 2 ** sum(1 for n in names[:deepest + 1] if n.startswith("pool"))
 
 
-def _build(arch: str, pooling: str) -> "OrderedDict[str, nn.Module]":
+def _build(arch: str, pooling: str) -> OrderedDict[str, nn.Module]:
     mods: OrderedDict[str, nn.Module] = OrderedDict()
     c_in = 3
     for b, (n, width) in enumerate(zip(BLOCKS[arch], WIDTHS), start=1):
@@ -87,20 +87,20 @@ def _calibration_images(seed: int, size: int = 96) -> torch.Tensor:
     """
     from .examples import example_path
     from .image import load_image
-    paths = [example_path(n) for n in CALIBRATION_IMAGES]
-    if all(p is not None for p in paths):
+    paths = [p for p in map(example_path, CALIBRATION_IMAGES) if p is not None]
+    if len(paths) == len(CALIBRATION_IMAGES):
         return torch.cat([load_image(p, size=(size, size), device="cpu") for p in paths])
     g = torch.Generator().manual_seed(seed + 7919)
-    img = torch.zeros(len(paths), 3, size, size)
+    img = torch.zeros(len(CALIBRATION_IMAGES), 3, size, size)
     for s in (3, 6, 12, 24, 48, size):
-        noise = torch.randn(len(paths), 3, s, s, generator=g)
+        noise = torch.randn(len(CALIBRATION_IMAGES), 3, s, s, generator=g)
         img += nn.functional.interpolate(noise, size=(size, size), mode="bilinear", align_corners=False)
     lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
     return (img - lo) / (hi - lo)
 
 
 @torch.no_grad()
-def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
+def _random_init(mods: OrderedDict[str, nn.Module], seed: int) -> None:
     """Seeded He-normal init, then the paper's normalization: every channel's mean ReLU
     activation over the calibration images (bundled photos and paintings) and positions is
     scaled to 1, layer by layer (a ReLU network is positively homogeneous, so this only
@@ -113,6 +113,7 @@ def _random_init(mods: "OrderedDict[str, nn.Module]", seed: int) -> None:
     for name, m in mods.items():
         if isinstance(m, nn.Conv2d):
             fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            assert m.bias is not None  # VGG's convolutions all have a bias
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_out) ** 0.5)
             m.bias.zero_()
             act = torch.relu(m(x)).mean(dim=(0, 2, 3))
@@ -143,12 +144,15 @@ class VGGFeatures(nn.Module):
         channels_last: store activations channels-last (NHWC); ``None``: on for the CPU, where it
             is faster, and for reduced precision on CUDA.
 
-    Attribute ``announced`` (False at first) is set by :func:`nstlib.notice` when it has shown the
+    Attribute ``announced`` (False at first) is set by :func:`nstlib.course.notice` when it has shown the
     random-weights banner for this extractor; runs that use it then do not repeat the warning.
 
     Input: [B, 3, H, W] in [0, 1]; ImageNet mean/std normalization happens inside.
     Output: ``{name: Tensor[B, C_l, H_l, W_l]}`` for the requested layers.
     """
+
+    mean: torch.Tensor  # [1, 3, 1, 1] buffers: ImageNet's channel mean and std
+    std: torch.Tensor
 
     def __init__(self, arch: str = "vgg19", layers: Iterable[str] = DEFAULT_LAYERS,
                  pooling: str = "max", weights: WeightsSpec = "imagenet",
@@ -162,7 +166,7 @@ class VGGFeatures(nn.Module):
         self.layers: list[str] = check_layers(layers, arch)
         state, self.weights_source = resolve_state_dict(arch, weights)
         self.pretrained: bool = state is not None
-        self.announced: bool = False  # set by nstlib.notice once the banner has said "random weights"
+        self.announced: bool = False  # set by nstlib.course.notice once the banner has said "random weights"
         depth = max(self.layer_names.index(n) for n in self.layers) + 1
         # only the layers up to the deepest tap are built (and calibrated, for random weights)
         mods = OrderedDict(list(_build(arch, pooling).items())[:depth])
@@ -173,6 +177,7 @@ class VGGFeatures(nn.Module):
         else:
             for i, (name, m) in enumerate(mods.items()):  # position i is torchvision's features[i]
                 if isinstance(m, nn.Conv2d):
+                    assert m.bias is not None  # VGG's convolutions all have a bias
                     for p, t in ((m.weight, state[f"{i}.weight"]), (m.bias, state[f"{i}.bias"])):
                         if p.shape != t.shape:
                             raise WeightsError(
@@ -189,13 +194,14 @@ class VGGFeatures(nn.Module):
         dev = resolve_device(device)
         self.precision, self.amp_dtype = precision, amp_dtype(precision, dev)
         self.channels_last = use_channels_last(channels_last, dev, self.amp_dtype)
-        self.to(dev, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        self.to(dev)
+        self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     @property
     def device(self) -> torch.device:
         return self.mean.device
 
-    def train(self, mode: bool = True) -> "VGGFeatures":
+    def train(self, mode: bool = True) -> VGGFeatures:
         """Always stays in eval mode (the extractor is frozen)."""
         return super().train(False)
 
@@ -243,7 +249,7 @@ class VGGFeatures(nn.Module):
 def warn_if_random(ext: VGGFeatures, stacklevel: int = 3) -> None:
     """Warn (once per call site) that results from a random-weights extractor are not meaningful.
 
-    Quiet for an extractor whose banner :func:`nstlib.notice` has shown (``ext.announced``): the
+    Quiet for an extractor whose banner :func:`nstlib.course.notice` has shown (``ext.announced``): the
     reader has been told once, and a notebook's cells keep to what they teach.
     ``stacklevel`` 3 points at the caller of the function calling this one (add one per decorator)."""
     if not ext.pretrained and not getattr(ext, "announced", False):

@@ -12,8 +12,9 @@ import pickle
 import re
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Union
 
 import torch
 

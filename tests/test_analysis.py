@@ -1,11 +1,11 @@
-"""nstlib.analysis: gradient measurements behind notebook 03 (max vs average pooling)."""
+"""nstlib.course.analysis: gradient measurements behind notebook 03 (max vs average pooling)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 import nstlib
-from nstlib import analysis
+from nstlib.course import analysis
 
 TAPS = ("relu1_2", "relu2_1", "relu2_2", "relu3_1")
 

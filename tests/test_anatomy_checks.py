@@ -1,13 +1,13 @@
-"""nstlib.anatomy (shapes, receptive fields, feature images), nstlib.report and the 00-02 exercise checks."""
+"""nstlib.course.anatomy (shapes, receptive fields, feature images), nstlib.course.report and the 00-02 exercise checks."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 import nstlib
-from nstlib import checks
-from nstlib.anatomy import feature_images, format_layer_table, layer_ops, layer_table, receptive_field
-from nstlib.report import environment_report, weights_status
+from nstlib.course import checks
+from nstlib.course.anatomy import feature_images, format_layer_table, layer_ops, layer_table, receptive_field
+from nstlib.course.report import environment_report, weights_status
 
 
 def test_receptive_fields_of_vgg19():

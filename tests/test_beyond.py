@@ -245,7 +245,7 @@ def test_file_names_encode_the_options_that_differ_from_the_defaults(ext, conten
 # --- Playground -------------------------------------------------------------------------------------
 
 def test_playground_exposes_preserve_color_and_style_scale(tmp_path):
-    from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+    from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
     full = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
     pg = Playground("chelsea_cat", "starry_night", steps=2, size=32, extractor=full, weights="random",
                     results_dir=tmp_path)
@@ -273,7 +273,7 @@ def test_shape_masks_cover_the_named_region():
 
 
 def test_playground_exposes_network_second_style_and_mask(tmp_path):
-    from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+    from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
     full = nstlib.VGGFeatures(layers=list(CONTENT_CHOICES + STYLE_CHOICES), weights="random", device="cpu")
     pg = Playground("chelsea_cat", "starry_night", steps=2, size=32, extractor=full, weights="random",
                     results_dir=tmp_path)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import nstlib
-from nstlib import checks
-from nstlib.checks import optimization as checks_optimization
+from nstlib.course import checks
+from nstlib.course.checks import optimization as checks_optimization
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from nstlib.course import (BEGIN, CHECK_OUTPUT, END, clean_notebook, expected_output, find_notebooks,
+from nstlib.course.tool import (BEGIN, CHECK_OUTPUT, END, clean_notebook, expected_output, find_notebooks,
                            main, read_notebook, strip_solutions, student_notebook, write_notebook)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CHECK_CALL = re.compile(r"nstlib\.checks\.check_\w+\(")
+CHECK_CALL = re.compile(r"(?<![\w.])checks\.check_\w+\(")
 
 
 def src(cell: dict) -> str:
@@ -58,18 +58,18 @@ def test_course_format(path):
     for i in solutions:
         assert END in code[i], f"{path.name}: exercise cell without {END}"
         assert any(CHECK_CALL.search(s) for s in code[i + 1:i + 3]), \
-            f"{path.name}: the exercise must be followed by a nstlib.checks.check_<name>(fn) cell"
+            f"{path.name}: the exercise must be followed by a nstlib.course.checks.check_<name>(fn) cell"
     checked = [c for c in cells if c["cell_type"] == "code" and CHECK_OUTPUT in src(c)]
     assert checked, f"{path.name}: no {CHECK_OUTPUT} cell"
     for c in checked:
         assert expected_output(c), f"{path.name}: a {CHECK_OUTPUT} cell without a recorded expected output"
-    assert re.search(r"nstlib\.notice\(ext\w*", "\n".join(code)), \
-        f"{path.name}: the setup must call nstlib.notice(ext, ...) on its extractor(s)"
+    assert re.search(r"(?<![\w.])notice\(ext\w*", "\n".join(code)), \
+        f"{path.name}: the setup must call nstlib.course.notice(ext, ...) on its extractor(s)"
     tail = "\n".join(src(c) for c in cells[-2:] if c["cell_type"] == "markdown")
     assert "## Summary" in tail and "Further reading" in tail and "Gatys" in tail, \
         f"{path.name}: must close with a summary and further reading"
     assert "NSTLIB_QUICK" not in "\n".join(code) and "os.environ" not in "\n".join(code), \
-        f"{path.name}: quick mode is read inside nstlib (nstlib.pick), not in the notebook"
+        f"{path.name}: quick mode is read inside nstlib (nstlib.course.pick), not in the notebook"
 
 
 # ---------------------------------------------------------------- (b) student versions fail with a hint

@@ -1,7 +1,7 @@
 """The exercise checks can fail: against independent solutions, with a wrong library reference,
 and in the notebooks under nbval.
 
-* Every ``nstlib.checks.check_*`` passes a solution written here from the formula (never the
+* Every ``nstlib.course.checks.check_*`` passes a solution written here from the formula (never the
   library's own function), and FAILs that same correct solution when the library reference it
   compares with is broken: a broken reference cannot hide behind a check.
 * In the solution notebooks each check cell is a ``# NBVAL_CHECK_OUTPUT`` cell whose PASS line is
@@ -24,10 +24,10 @@ import pytest
 import torch
 
 import nstlib
-import nstlib.analysis
-import nstlib.anatomy
-from nstlib import checks
-from nstlib.course import (CHECK_OUTPUT, expected_output, is_check_output, read_notebook, student_notebook,
+import nstlib.course.analysis
+import nstlib.course.anatomy
+from nstlib.course import checks
+from nstlib.course.tool import (CHECK_OUTPUT, expected_output, is_check_output, read_notebook, student_notebook,
                            write_notebook)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,13 +101,13 @@ def _wrong_masked_gram(f, m):  # the bug of issue 13: divided by C*H*W instead o
 # (check, independent solution, (module, name, wrong reference) or None)
 CASES = {
     "receptive_field": (checks.check_receptive_field, rf_by_hand,
-                        ("nstlib.anatomy", "receptive_field", lambda ops: rf_by_hand(ops) + 2)),
+                        ("nstlib.course.anatomy", "receptive_field", lambda ops: rf_by_hand(ops) + 2)),
     "content_loss": (checks.check_content_loss, content_by_hand,
                      ("nstlib.losses", "content_loss", _scaled(nstlib.losses.content_loss, 0.5))),
     "gram_matrix": (checks.check_gram_matrix, gram_by_hand,
                     ("nstlib.losses", "gram_matrix", lambda f: gram_by_hand(f) * f.shape[1])),
     "gradient_norms": (checks.check_gradient_norms, norms_by_hand,
-                       ("nstlib.analysis", "gradient_flow", _wrong_flow(nstlib.analysis.gradient_flow))),
+                       ("nstlib.course.analysis", "gradient_flow", _wrong_flow(nstlib.course.analysis.gradient_flow))),
     "adam_loop": (checks.check_adam_loop, adam_by_hand, None),  # its reference is torch.optim.Adam
     "masked_gram": (checks.check_masked_gram, masked_gram_by_hand,
                     ("nstlib.masks", "masked_gram_matrix", _wrong_masked_gram)),
@@ -146,7 +146,7 @@ def _nbval_markers(source: str) -> set:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_check_cell_is_compared_by_nbval_with_a_recorded_pass_line(path):
     cells = [c for c in read_notebook(path)["cells"] if c["cell_type"] == "code"]
-    check_cells = [c for c in cells if "nstlib.checks.check_" in _code(c)]
+    check_cells = [c for c in cells if "checks.check_" in _code(c)]
     assert check_cells, f"{path.name}: no exercise check"
     for cell in check_cells:
         src = _code(cell)
@@ -154,8 +154,8 @@ def test_every_check_cell_is_compared_by_nbval_with_a_recorded_pass_line(path):
             f"{path.name}: the check cell must start with a line '{CHECK_OUTPUT}' (nbval needs it exactly)"
         # the value is assigned so that the cell shows only the PASS/FAIL text: nbval's kernel keeps no
         # history, so a trailing ';' does not silence an expression's value there
-        assert src.rstrip().splitlines()[-1].startswith("passed = nstlib.checks.check_"), \
-            f"{path.name}: write the check as 'passed = nstlib.checks.check_<name>(fn)'"
+        assert src.rstrip().splitlines()[-1].startswith("passed = checks.check_"), \
+            f"{path.name}: write the check as 'passed = checks.check_<name>(fn)'"
         want = expected_output(cell)
         assert want and want.startswith("PASS: ") and want.count("\n") == 1, f"{path.name}: recorded {want!r}"
     for cell in cells:  # any cell nstlib.course treats as checked is one nbval compares too
@@ -163,13 +163,13 @@ def test_every_check_cell_is_compared_by_nbval_with_a_recorded_pass_line(path):
             assert "check" in _nbval_markers(_code(cell)), f"{path.name}: {_code(cell)[:60]!r}"
 
 
-SELF_CONTAINED = re.compile(r"# NBVAL_CHECK_OUTPUT\npassed = nstlib\.checks\.check_\w+\(\w+\)")
+SELF_CONTAINED = re.compile(r"# NBVAL_CHECK_OUTPUT\npassed = checks\.check_\w+\(\w+\)")
 
 
 def _mini_notebook() -> dict:
     """The exercise and check cells of every notebook whose check needs nothing else from it."""
     cells = [{"cell_type": "code", "execution_count": None, "id": "setup", "metadata": {}, "outputs": [],
-              "source": ["import torch\n", "import nstlib\n", "import nstlib.checks"]}]
+              "source": ["import torch\n", "import nstlib\n", "from nstlib.course import checks"]}]
     for path in NOTEBOOKS:
         nb = read_notebook(path)["cells"]
         exercise = None
@@ -194,7 +194,7 @@ def _run_nbval(folder: Path, *names: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def mini():
     nb = _mini_notebook()
-    names = [_code(c) for c in nb["cells"] if "nstlib.checks.check_" in _code(c)]
+    names = [_code(c) for c in nb["cells"] if "checks.check_" in _code(c)]
     # 00, 01, 02, 05 (two), 06, 07 (03 and 04 need their notebook's network)
     assert len(names) == 7, names
     return nb
@@ -231,6 +231,6 @@ def test_the_student_version_keeps_the_check_cells_and_drops_the_recorded_pass_l
     """Executing every student notebook (FAIL with the hint, no traceback, no error output) is
     ``test_course.py::test_student_version_checks_fail_with_hint``; here: what it is given."""
     student = student_notebook(json.loads(json.dumps(mini)), "checks")
-    cells = [c for c in student["cells"] if "nstlib.checks.check_" in _code(c)]
+    cells = [c for c in student["cells"] if "checks.check_" in _code(c)]
     assert len(cells) == 7 and all(is_check_output(c) and expected_output(c) is None for c in cells)
     assert all("raise NotImplementedError()" in _code(c) for c in student["cells"] if "def " in _code(c))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from nstlib.course import clean_notebook, read_notebook
-from nstlib.course_setup import MARKER, REPOSITORY, is_setup_cell, setup_source, sync_setup
+from nstlib.course.tool import clean_notebook, read_notebook
+from nstlib.course.setup_cell import MARKER, REPOSITORY, is_setup_cell, setup_source, sync_setup
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -96,7 +96,7 @@ def _packages(root: Path) -> set[str]:
 def test_wheel_holds_every_package_the_images_and_the_type_marker(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     packages = _packages(ROOT)
-    assert {"nstlib", "nstlib.checks"} <= packages
+    assert {"nstlib", "nstlib.course.checks"} <= packages
     for pkg in sorted(packages):
         assert f"{pkg.replace('.', '/')}/__init__.py" in names, f"the wheel lacks the package {pkg}"
     for py in (ROOT / "nstlib").rglob("*.py"):
@@ -171,10 +171,10 @@ def test_sync_setup_inserts_updates_and_moves_the_setup_cell():
 
 
 def test_repository_address_is_written_in_one_place():
-    """The address lives in nstlib/course_setup.py; the notebooks carry rendered copies only."""
+    """The address lives in nstlib/course/setup_cell.py; the notebooks carry rendered copies only."""
     assert setup_source().count(f"REPOSITORY = {json.dumps(REPOSITORY)}") == 1
     pattern = re.compile(r"^\s*(REPOSITORY|COURSE_REPO)\s*=", re.M)
-    own = {"nstlib/course_setup.py"}
+    own = {"nstlib/course/setup_cell.py"}
     for f in _tracked_files():
         if not f.endswith((".py", ".ipynb", ".md", ".toml", ".txt", ".cfg")) or f.startswith("tests/"):
             continue
@@ -184,7 +184,7 @@ def test_repository_address_is_written_in_one_place():
         if f not in own:
             assert not pattern.search(text), f"{f} sets a repository address of its own"
             assert not (REPOSITORY and REPOSITORY in text), f"{f} repeats the repository address"
-    assert "OWNER/nstlib\"" not in (ROOT / "nstlib" / "course_setup.py").read_text()
+    assert "OWNER/nstlib\"" not in (ROOT / "nstlib" / "course" / "setup_cell.py").read_text()
 
 
 def _setup_cell_run(py: Path, where: Path, source: str, **env: str) -> subprocess.CompletedProcess:

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 import nstlib
-from nstlib.playground_live import gif_bytes
-from nstlib.playground_runner import PlaygroundRun, loss_plot_png
-from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+from nstlib.playground.live import gif_bytes
+from nstlib.playground.runner import PlaygroundRun, loss_plot_png
+from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_every_option_of_the_spec_is_reachable(pg):
 
 
 def test_presets_set_the_controls_and_name_their_sources(pg):
-    from nstlib.playground_presets import PRESETS, apply_preset
+    from nstlib.playground.presets import PRESETS, apply_preset
     pg.preset.value = "PyTorch tutorial"
     p = pg.params
     assert p["beta"] == 1e6 and p["content_layer"] == "relu2_2"

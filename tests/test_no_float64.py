@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import nstlib
-from nstlib import analysis
+from nstlib.course import analysis
 from nstlib.color import color_stats, combine_luminance, match_color, match_luminance, rgb_to_yiq, yiq_to_rgb
 
 PACKAGE = Path(nstlib.__file__).resolve().parent

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import nstlib
-import nstlib.checks
+import nstlib.course.checks
 from nstlib.gallery import gallery
 
 
@@ -37,7 +37,7 @@ def test_unannounced_random_extractor_still_warns(tiny_content):
 
 def test_notice_says_it_once(tiny_content, capsys):
     ext = _random_ext()
-    assert nstlib.notice(ext) is True
+    assert nstlib.course.notice(ext) is True
     assert "RANDOM WEIGHTS" in capsys.readouterr().out  # the banner (printed outside IPython)
     assert ext.announced is True
     with warnings.catch_warnings():
@@ -49,13 +49,13 @@ def test_notice_is_silent_and_marks_nothing_for_pretrained(capsys):
     class Pretrained:
         pretrained, weights_source, announced = True, "imagenet", False
     ext = Pretrained()
-    assert nstlib.notice(ext) is False and ext.announced is False
+    assert nstlib.course.notice(ext) is False and ext.announced is False
     assert capsys.readouterr().out == ""
 
 
 def test_notice_of_several_extractors_shows_one_banner(capsys):
     a, b = _random_ext(), _random_ext()
-    assert nstlib.notice(a, b) is True
+    assert nstlib.course.notice(a, b) is True
     assert capsys.readouterr().out.count("RANDOM WEIGHTS") == 1
     assert a.announced and b.announced
 
@@ -76,6 +76,22 @@ def test_gallery_gives_each_image_its_own_style(random_vgg, tiny_content, tiny_s
         gallery(tiny_content, [], extractor=random_vgg)
 
 
+def test_per_image_styles_need_one_style_per_image(random_vgg, tiny_content, tiny_style):
+    """Objective(style_per_image=True): style b for image b only; a count that does not match is refused."""
+    layers = ["relu1_1", "relu2_1"]
+    with pytest.raises(ValueError, match="one style image per image of the batch"):
+        nstlib.Objective(random_vgg, tiny_content, [tiny_style], [], layers, [1.0] * 2, [1.0] * 2, [0.0] * 2,
+                         style_per_image=True)
+    texture = nstlib.example("brick", 32, device="cpu")
+    both = nstlib.Objective(random_vgg, None, [tiny_style, texture], [], layers, [0.0] * 2, [1.0] * 2, [0.0] * 2,
+                            style_per_image=True)
+    x = torch.rand(2, 3, 16, 32, generator=torch.Generator().manual_seed(0))
+    per_image = both(x)["per_image"]
+    for b, style in enumerate([tiny_style, texture]):  # the second formula: one objective per image
+        alone = nstlib.Objective(random_vgg, None, style, [], layers, 0.0, 1.0, 0.0)
+        assert torch.allclose(per_image[b], alone(x[b:b + 1])["total"], rtol=1e-5), b
+
+
 def _mean_std(features, targets):
     total = 0.0
     for n, t in targets.items():
@@ -86,15 +102,15 @@ def _mean_std(features, targets):
 
 
 def test_mean_std_check_passes_a_right_answer_and_fails_wrong_ones(capsys):
-    assert nstlib.checks.check_mean_std_loss(_mean_std) is True
+    assert nstlib.course.checks.check_mean_std_loss(_mean_std) is True
     unbiased = lambda f, t: sum(((f[n].flatten(2).mean(2) - t[n].flatten(2).mean(2)) ** 2).mean()  # noqa: E731
                                 + ((f[n].flatten(2).std(2) - t[n].flatten(2).std(2)) ** 2).mean() for n in t)
-    assert nstlib.checks.check_mean_std_loss(unbiased) is False
+    assert nstlib.course.checks.check_mean_std_loss(unbiased) is False
     assert "unbiased=False" in capsys.readouterr().out
     summed = lambda f, t: 2 * _mean_std(f, t)  # noqa: E731
-    assert nstlib.checks.check_mean_std_loss(summed) is False
+    assert nstlib.course.checks.check_mean_std_loss(summed) is False
     detached = lambda f, t: torch.tensor(float(_mean_std(f, t)))  # noqa: E731
-    assert nstlib.checks.check_mean_std_loss(detached) is False
+    assert nstlib.course.checks.check_mean_std_loss(detached) is False
     assert "no gradient" in capsys.readouterr().out
 
 
@@ -102,7 +118,7 @@ def test_mean_std_reference_by_hand():
     """The reference itself, on a case worked by hand: means 1 vs 3, stds 0 vs 1 -> 4 + 1 = 5."""
     x = torch.ones(1, 1, 2, 2)
     y = torch.tensor([2.0, 4.0, 2.0, 4.0]).view(1, 1, 2, 2)
-    assert nstlib.checks.distribution.mean_std_reference({"a": x}, {"a": y}) == pytest.approx(5.0)
+    assert nstlib.course.checks.distribution.mean_std_reference({"a": x}, {"a": y}) == pytest.approx(5.0)
 
 
 def _convert(ratio, layer_weights, channels, content_size):
@@ -110,10 +126,10 @@ def _convert(ratio, layer_weights, channels, content_size):
 
 
 def test_paper_to_nstlib_check():
-    assert nstlib.checks.check_paper_to_nstlib(_convert) is True
+    assert nstlib.course.checks.check_paper_to_nstlib(_convert) is True
     # forgetting the layer-dependent 4/N_l^2, or the content layer's size, must fail
-    assert nstlib.checks.check_paper_to_nstlib(lambda r, w, c, s: {n: v / r for n, v in w.items()}) is False
-    assert nstlib.checks.check_paper_to_nstlib(
+    assert nstlib.course.checks.check_paper_to_nstlib(lambda r, w, c, s: {n: v / r for n, v in w.items()}) is False
+    assert nstlib.course.checks.check_paper_to_nstlib(
         lambda r, w, c, s: {n: v * c[n] ** 2 / (2 * r) for n, v in w.items()}) is False
 
 
@@ -127,17 +143,17 @@ def test_style_term_is_four_over_n_squared_of_the_papers():
     assert ours == pytest.approx(4 / 6 ** 2 * paper, rel=1e-5)
 
 
-@pytest.mark.parametrize("question", sorted(nstlib.checks.predictions.QUESTIONS))
+@pytest.mark.parametrize("question", sorted(nstlib.course.checks.predictions.QUESTIONS))
 def test_each_prediction_question_has_one_right_letter(question, capsys):
-    letters, answer, _ = nstlib.checks.predictions.QUESTIONS[question]
+    letters, answer, _ = nstlib.course.checks.predictions.QUESTIONS[question]
     assert answer in letters
-    assert nstlib.checks.check_prediction(question, answer.lower()) is True
-    assert all(nstlib.checks.check_prediction(question, x) is False for x in letters if x != answer)
-    assert nstlib.checks.check_prediction(question, "Z") is False
-    assert nstlib.checks.check_prediction(question, lambda: answer) is True
+    assert nstlib.course.checks.check_prediction(question, answer.lower()) is True
+    assert all(nstlib.course.checks.check_prediction(question, x) is False for x in letters if x != answer)
+    assert nstlib.course.checks.check_prediction(question, "Z") is False
+    assert nstlib.course.checks.check_prediction(question, lambda: answer) is True
     def unanswered():
         raise NotImplementedError
-    assert nstlib.checks.check_prediction(question, unanswered) is False
+    assert nstlib.course.checks.check_prediction(question, unanswered) is False
     assert "not implemented yet" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown question"):
-        nstlib.checks.check_prediction("no_such_question", "A")
+        nstlib.course.checks.check_prediction("no_such_question", "A")

@@ -202,6 +202,6 @@ def test_random_and_none_never_touch_files_or_network(torch_home):
 
 def test_random_weights_warning_for_stylize(random_vgg, tiny_content):
     """Work done with random weights warns that the images are not meaningful (when no banner has
-    said so: nstlib.notice silences it, tests/test_teach.py)."""
+    said so: nstlib.course.notice silences it, tests/test_teach.py)."""
     with pytest.warns(RandomWeightsWarning):
         nstlib.stylize(tiny_content, tiny_content, extractor=random_vgg, steps=1, size=32)

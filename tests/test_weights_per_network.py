@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nstlib import VGGFeatures
-from nstlib.report import weights_status
+from nstlib.course.report import weights_status
 from nstlib.weights import announce_download, download_size_mb, weights_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,11 +79,11 @@ def test_download_size_is_announced_before_the_download_starts(monkeypatch, clea
 
 
 def test_every_extractor_in_a_notebook_shows_the_banner():
-    """A VGGFeatures built in a notebook without nstlib.notice(it) would run on random weights
+    """A VGGFeatures built in a notebook without nstlib.course.notice(it) would run on random weights
     offline without saying so (notebook 06's VGG16 did)."""
     for path in NOTEBOOKS:
         code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                          if c["cell_type"] == "code")
         for name in re.findall(r"^\s*(\w+)\s*=\s*nstlib\.VGGFeatures\(", code, re.M):
-            assert re.search(rf"nstlib\.notice\({name}\)", code), \
-                f"{path.name}: the extractor {name!r} never gets nstlib.notice({name})"
+            assert re.search(rf"(?<![\w.])notice\({name}\)", code), \
+                f"{path.name}: the extractor {name!r} never gets nstlib.course.notice({name})"

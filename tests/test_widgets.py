@@ -1,4 +1,4 @@
-"""Headless tests of the playground (nstlib.widgets.Playground): no browser, no kernel.
+"""Headless tests of the playground (nstlib.playground.Playground): no browser, no kernel.
 
 Widgets are plain Python objects here: we set their values and call the button handlers the
 way a click would. Tiny images (32 px) and random weights keep every run short.
@@ -18,8 +18,8 @@ from PIL import Image
 import nstlib
 from nstlib.errors import LayerError
 from nstlib.examples import example_path
-from nstlib.playground_runner import PNG_MAGIC, PlaygroundRun, uploaded_files
-from nstlib.widgets import CONTENT_CHOICES, STYLE_CHOICES, Playground
+from nstlib.playground.runner import PNG_MAGIC, PlaygroundRun, uploaded_files
+from nstlib.playground.app import CONTENT_CHOICES, STYLE_CHOICES, Playground
 
 LAYERS = list(CONTENT_CHOICES + STYLE_CHOICES)
 
@@ -104,7 +104,7 @@ def test_run_fills_the_image_with_png_and_reuses_the_extractor(pg, ext):
 def test_run_button_runs_in_the_background(pg, monkeypatch):
     import threading
 
-    import nstlib.playground_runner as runner
+    import nstlib.playground.runner as runner
     gate, real = threading.Event(), runner.run
 
     def held(*args, **kwargs):  # the run cannot finish before the test lets it

@@ -53,7 +53,7 @@ def test_readme_first_command_is_one_line_that_installs_then_launches():
 
 
 def test_lab_launcher_adds_allow_root_only_as_root(monkeypatch, tmp_path):
-    from nstlib import course
+    from nstlib.course import tool as course
 
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "00_x.ipynb").write_text("{}")

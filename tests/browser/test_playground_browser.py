@@ -163,7 +163,7 @@ _ASPECTS = """(classes) => classes.map((c) => {
 
 _SHAPES = """import json
 from nstlib.image import load_image
-from nstlib.playground_picker import THUMB_SIDE
+from nstlib.playground.picker import THUMB_SIDE
 _s = {"nstlib-image": list(pg.result.image.shape[-2:])}
 for _p in (pg.content_picker, pg.style_picker):
     _s[f"nstlib-thumb-{_p.label.lower()}"] = list(load_image(_p.current[0], size=THUMB_SIDE, device="cpu").shape[-2:])

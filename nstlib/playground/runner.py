@@ -1,4 +1,4 @@
-"""The engine room of :class:`nstlib.widgets.Playground`: one live run, its view, and helpers.
+"""The engine room of :class:`nstlib.playground.Playground`: one live run, its view, and helpers.
 
 Nothing here imports ipywidgets, so it is tested without a browser. A :class:`PlaygroundRun`
 runs one :class:`nstlib.Transfer` with :func:`nstlib.run` and
@@ -25,16 +25,18 @@ import io
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
 
-from .engine import Result
-from .image import resize, to_pil
-from .spec import Transfer, format_name, option_tags
-from .transfer import run
-from .vgg import VGGFeatures
+from ..engine import Result
+from ..image import resize
+from ..save import to_pil
+from ..spec import Transfer, format_name, option_tags
+from ..transfer import run
+from ..vgg import VGGFeatures
 
 __all__ = ["png_bytes", "loss_plot_png", "uploaded_files", "PlaygroundRun", "ExtractorCache", "View",
            "LIVE_KEYS", "PREVIEW_SIDE", "PREVIEW_STEPS"]
@@ -63,13 +65,13 @@ def png_bytes(img: torch.Tensor, max_side: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def loss_plot_png(history: list[dict], marks: list[tuple[int, str]] = (), title: str = "") -> bytes:
+def loss_plot_png(history: list[dict], marks: Sequence[tuple[int, str]] = (), title: str = "") -> bytes:
     """PNG of the loss curves (weighted terms and total | unweighted terms) against step, with
     the weight changes ``marks`` ``[(step, label)]`` drawn as vertical lines. No pyplot: thread-safe."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plot import plot_history
+    from ..plot import plot_history
     fig = Figure(figsize=(7.6, 2.9), dpi=80)
     FigureCanvasAgg(fig)
     weighted, raw = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -141,14 +143,15 @@ class PlaygroundRun:
     """
 
     def __init__(self, spec: Transfer, view: View, live: Callable[[], dict | None] | None = None,
-                 names: tuple[str, str] = ("content", "style"), fps: float = 4.0,
+                 names: tuple[str, ...] = ("content", "style"), fps: float = 4.0,
                  plot_every_s: float = 1.0, preview_side: int | None = None,
                  preview_steps: int = PREVIEW_STEPS, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec, self.view, self.live, self.names, self.clock = spec, view, live, names, clock
         self.stop = threading.Event()
         self.frame_interval, self.plot_interval = 1.0 / fps, plot_every_s
         self.preview_side, self.preview_steps = preview_side, preview_steps
-        self.steps = int(spec.resolved().steps if spec.scales is None else sum(spec.resolved().steps))
+        steps = spec.resolved().steps  # per stage with scales
+        self.steps = steps if isinstance(steps, int) else sum(steps or ())
         self.weights: dict = spec.loss_weights()
         self.history: list[dict] = []  # the full-size stage's steps as the callback saw them
         self.changes: list[tuple[int, str]] = []  # (step, "β→1e+05"): weight changes during the run
@@ -246,7 +249,7 @@ class PlaygroundRun:
 
 def default_results_dir() -> Path:
     """``images/results/`` of the course repository (or of the current folder if not in one)."""
-    from .examples import images_dir
+    from ..examples import images_dir
     try:
         root = images_dir()
     except Exception:

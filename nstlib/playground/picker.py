@@ -8,8 +8,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .image import ImageSource, free_path, load_image
-from .playground_runner import png_bytes, uploaded_files
+from ..image import ImageSource, load_image
+from ..save import free_path
+from .runner import png_bytes, uploaded_files
 
 __all__ = ["ImagePicker", "box", "image_widget", "LABEL_STYLE", "THUMB_SIDE"]
 

@@ -5,7 +5,9 @@ from typing import Callable
 
 import torch
 
-from ._base import not_tensor as _not_tensor, ratio_hint as _ratio_hint, run_check
+from .common import not_tensor as _not_tensor
+from .common import ratio_hint as _ratio_hint
+from .common import run_check, seeded_features
 
 __all__ = ['check_receptive_field', 'check_content_loss', 'check_gram_matrix']
 
@@ -30,13 +32,11 @@ def check_receptive_field(fn: Callable) -> bool:
 
 def check_content_loss(fn: Callable) -> bool:
     """Notebook 01: ``fn(features, target) -> scalar tensor``, the mean squared error."""
-    from ..losses import content_loss
+    from ...losses import content_loss
 
     def body() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
-        for shape in [(1, 4, 5, 6), (2, 3, 4, 4)]:
-            feats = torch.randn(shape, generator=g).requires_grad_(True)
-            target = torch.randn(shape, generator=g)
+        for shape, feats, target in seeded_features([(1, 4, 5, 6), (2, 3, 4, 4)], with_target=True):
+            assert target is not None
             got = fn(feats, target)
             bad = _not_tensor(got)
             if bad:
@@ -48,7 +48,8 @@ def check_content_loss(fn: Callable) -> bool:
                 n = feats.numel()
                 why = _ratio_hint(float(got.detach()), float(want), {
                     f"you summed instead of averaging (x{n})": n, "you halved it (the mean has no 1/2)": 0.5})
-                return False, f"for features of shape {shape} you got {float(got.detach()):.6g}, expected {float(want):.6g}{why}"
+                return False, (f"for features of shape {shape} you got {float(got.detach()):.6g}, "
+                               f"expected {float(want):.6g}{why}")
             if not got.requires_grad:
                 return False, ("the result carries no gradient: use torch operations only "
                                "(no .item(), .detach() or numpy) so the optimizer can follow it")
@@ -61,12 +62,10 @@ def check_content_loss(fn: Callable) -> bool:
 
 def check_gram_matrix(fn: Callable) -> bool:
     """Notebook 02: ``fn(features [B, C, H, W]) -> [B, C, C]``, divided by C*H*W."""
-    from ..losses import gram_matrix
+    from ...losses import gram_matrix
 
     def body() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
-        for shape in [(1, 3, 4, 5), (2, 6, 3, 3)]:
-            feats = torch.rand(shape, generator=g).requires_grad_(True)
+        for shape, feats, _ in seeded_features([(1, 3, 4, 5), (2, 6, 3, 3)], uniform=True):
             got = fn(feats)
             bad = _not_tensor(got)
             if bad:
@@ -81,8 +80,8 @@ def check_gram_matrix(fn: Callable) -> bool:
             if not torch.allclose(got.detach().float(), want.detach(), rtol=1e-4, atol=1e-7):
                 why = _ratio_hint(float(got.detach().sum()), float(want.sum()), {
                     f"you did not divide by C*H*W = {c * h * w}": c * h * w,
-                    f"you divided by H*W only; divide by C*H*W": c,
-                    f"you divided by C only; divide by C*H*W": h * w})
+                    "you divided by H*W only; divide by C*H*W": c,
+                    "you divided by C only; divide by C*H*W": h * w})
                 return False, f"for features {shape} the values differ from nstlib.gram_matrix{why}"
             if not got.requires_grad:
                 return False, ("the result carries no gradient: use torch operations only "

@@ -50,10 +50,10 @@ if importlib.util.find_spec("nstlib") is None:
         importlib.invalidate_caches()
         if pip.returncode != 0:
             print(f"Could not install nstlib from {{source}}: {{(pip.stderr.strip().splitlines() or ['pip failed'])[-1]}}")
-            print("Check the address (NSTLIB_SOURCE, or REPOSITORY in nstlib/course_setup.py) and the connection, then run this cell again.")
+            print("Check the address (NSTLIB_SOURCE, or REPOSITORY in nstlib/course/setup_cell.py) and the connection, then run this cell again.")
 
 if importlib.util.find_spec("nstlib") is not None:
-    from nstlib.report import environment_report, gpu_advice
+    from nstlib.course.report import environment_report, gpu_advice
 
     for key, value in environment_report().items():
         print(f"{{key:12}} {{value}}")

@@ -5,7 +5,7 @@ explanation either way (the explanation is the point: a right guess for a wrong 
 """
 from __future__ import annotations
 
-from ._base import run_check
+from .common import run_check
 
 __all__ = ["check_prediction", "QUESTIONS"]
 
@@ -75,5 +75,6 @@ def check_prediction(question: str, prediction: object) -> bool:
         if got == answer:
             return True, f"right, {answer}. {why}"
         return False, f"the answer is {answer}, not {got}. {why}"
-    return run_check(f"prediction {question}", f"give one letter of {', '.join(letters)}, e.g. return \"{letters[0]}\", "
-                     "before you run the cells that answer the question", body)
+    hint = (f"give one letter of {', '.join(letters)}, e.g. return \"{letters[0]}\", "
+            "before you run the cells that answer the question")
+    return run_check(f"prediction {question}", hint, body)

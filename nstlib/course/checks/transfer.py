@@ -5,14 +5,16 @@ from typing import Callable
 
 import torch
 
-from ._base import not_tensor as _not_tensor, ratio_hint as _ratio_hint, run_check
+from .common import not_tensor as _not_tensor
+from .common import ratio_hint as _ratio_hint
+from .common import run_check
 
 __all__ = ['check_masked_gram', 'check_total_loss']
 
 
 def check_masked_gram(fn: Callable) -> bool:
     """Notebook 06: ``fn(features [B, C, H, W], mask [B, 1, H, W]) -> [B, C, C]``, divided by C * sum(m)."""
-    from ..masks import masked_gram_matrix
+    from ...masks import masked_gram_matrix
 
     def body() -> tuple[bool, str]:
         g = torch.Generator().manual_seed(0)
@@ -47,8 +49,8 @@ def check_total_loss(fn: Callable) -> bool:
     objective ``alpha * L_content + beta * L_style + gamma * L_tv`` (a scalar tensor)."""
     import torch
 
-    from ..objective import Objective
-    from ..vgg import VGGFeatures
+    from ...objective import Objective
+    from ...vgg import VGGFeatures
     cases = {"content only (β = γ = 0)": (2.0, 0.0, 0.0), "style only (α = γ = 0)": (0.0, 5.0, 0.0),
              "TV only (α = β = 0)": (0.0, 0.0, 3.0), "all three terms": (1.0, 1e3, 10.0)}
 

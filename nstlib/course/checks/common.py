@@ -1,11 +1,12 @@
 """PASS/FAIL reporting shared by every exercise check."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Callable
 
 import torch
 
-__all__ = ["report", "run_check", "not_tensor", "ratio_hint"]
+__all__ = ["report", "run_check", "not_tensor", "ratio_hint", "seeded_features"]
 
 
 def report(name: str, ok: bool, hint: str = "", detail: str = "") -> bool:
@@ -35,6 +36,16 @@ def not_tensor(got: object) -> str | None:
     if not isinstance(got, torch.Tensor):
         return f"it returned {type(got).__name__} {got!r:.60}, not a torch tensor"
     return None
+
+
+def seeded_features(shapes: Sequence[tuple[int, ...]], uniform: bool = False, with_target: bool = False
+                    ) -> Iterator[tuple[tuple[int, ...], torch.Tensor, torch.Tensor | None]]:
+    """``(shape, features, target)`` per shape, from one generator seeded 0: features requiring grad
+    (uniform in [0, 1) or standard normal), and a normal target of the same shape if ``with_target``."""
+    g = torch.Generator().manual_seed(0)
+    for shape in shapes:
+        feats = (torch.rand if uniform else torch.randn)(shape, generator=g).requires_grad_(True)
+        yield shape, feats, torch.randn(shape, generator=g) if with_target else None
 
 
 def ratio_hint(got: float, want: float, factors: dict[str, float]) -> str:

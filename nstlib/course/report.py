@@ -1,6 +1,7 @@
 """What this machine offers the course: device, versions, run mode and where the VGG weights stand.
 
-Every notebook's setup cell (:mod:`nstlib.course_setup`) prints :func:`environment_report`; nothing here downloads or builds a model.
+Every notebook's setup cell (:mod:`nstlib.course.setup_cell`) prints :func:`environment_report`;
+nothing here downloads or builds a model.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from .config import QUICK, offline, resolve_device
-from .weights import cache_path, download_size_mb, weights_env
+from ..config import offline, resolve_device
+from ..weights import cache_path, download_size_mb, weights_env
+from .quick import QUICK
 
 __all__ = ["environment_report", "weights_status", "in_colab", "gpu_advice"]
 
@@ -33,7 +35,8 @@ def gpu_advice() -> str:
 def weights_status(arch: str = "vgg19") -> str:
     """One sentence on whether the pretrained ``arch`` weights are here, and what happens if not.
 
-    Looks at the network's variable (:func:`nstlib.weights.weights_env`) and torchvision's cache only; it does not try a download.
+    Looks at the network's variable (:func:`nstlib.weights.weights_env`) and torchvision's cache only;
+    it does not try a download.
     """
     name, env = weights_env(arch)
     if env:
@@ -44,7 +47,7 @@ def weights_status(arch: str = "vgg19") -> str:
     if cached.is_file():
         return f"pretrained: {arch} weights cached at {cached}"
     if offline():
-        return (f"not cached; NSTLIB_OFFLINE=1, so if they cannot be downloaded nstlib uses SEEDED "
+        return ("not cached; NSTLIB_OFFLINE=1, so if they cannot be downloaded nstlib uses SEEDED "
                 "RANDOM weights (images then show the algorithm running, not real results)")
     return (f"not cached yet: the first model you build downloads them ({download_size_mb(arch):.0f} MB) to {cached}; "
             "without internet that fails with instructions (or set NSTLIB_OFFLINE=1)")

@@ -1,4 +1,4 @@
-"""The control widgets of :class:`nstlib.widgets.Playground` and its layout (set as its attributes).
+"""The control widgets of :class:`nstlib.playground.Playground` and its layout (set as its attributes).
 
 :func:`add_controls` makes the weights (alpha, beta, gamma on log sliders, live; one weight per
 style layer), the layers (checkboxes, the content layer) and the run settings (pooling,
@@ -12,19 +12,20 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .color import PRESERVE_COLOR
-from .config import default_size
-from .engine import OPTIMIZERS
-from .playground_picker import LABEL_STYLE as _W
-from .playground_picker import box as _box
-from .playground_presets import PRESETS
-from .playground_runner import PREVIEW_SIDE
-from .playground_spec import SCALES
-from .precision import PRECISIONS
-from .transfer import INITS, STYLE_LAYERS, default_steps
-from .vgg import POOLINGS
+from ..color import PRESERVE_COLOR
+from ..config import default_size
+from ..engine import OPTIMIZERS
+from ..precision import PRECISIONS
+from ..transfer import INITS, STYLE_LAYERS, default_steps
+from ..vgg import POOLINGS
+from .form import SCALES
+from .picker import LABEL_STYLE as _W
+from .picker import box as _box
+from .presets import PRESETS
+from .runner import PREVIEW_SIDE
 
-__all__ = ["add_controls", "layout", "CONTENT_CHOICES", "STYLE_CHOICES"]
+__all__ = ["add_controls", "add_buttons", "read_controls", "setup_widgets", "layout",
+           "CONTENT_CHOICES", "STYLE_CHOICES"]
 
 CONTENT_CHOICES = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 STYLE_CHOICES = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu4_1", "relu5_1")
@@ -68,8 +69,51 @@ def add_controls(pg: Any, *, alpha: float, beta: float, gamma: float, optimizer:
     pg.preset = widgets.Dropdown(options=["(your settings)", *PRESETS], value="(your settings)",
                                  description="preset", **small)
 
+def add_buttons(pg: Any) -> None:
+    """Run, Continue from here, Stop, Save and the progress bar, wired to ``pg``'s methods."""
+    pg.run_button = widgets.Button(description="Run", button_style="success", icon="play",
+                                   tooltip="start from the chosen start image (stops a run in progress)")
+    pg.continue_button = widgets.Button(description="Continue from here", icon="forward",
+                                        layout=widgets.Layout(width="190px"),
+                                        tooltip="restart with the current settings from the current image")
+    pg.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+    pg.save_button = widgets.Button(description="Save", icon="save", disabled=True)
+    pg.run_button.on_click(lambda b: pg.run())
+    pg.continue_button.on_click(lambda b: pg.continue_from_here())
+    pg.stop_button.on_click(lambda b: pg.stop())
+    pg.save_button.on_click(lambda b: pg.save())
+    pg.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", style=_W)
+
+
+def read_controls(pg: Any) -> dict:
+    """The run's parameters as ``pg``'s controls show them now (a plain dict, for :mod:`.form`)."""
+    (content, cname), (style, sname) = pg.content_picker.current, pg.style_picker.current
+    on = [n for n in STYLE_CHOICES if pg.layer_on[n].value]
+    return dict(content=content, content_name=cname, style=style, style_name=sname,
+                alpha=float(pg.alpha.value), beta=float(pg.beta.value),
+                gamma=float(pg.gamma.value), content_layer=pg.content_layer.value,
+                style_layers=on, style_layer_weights={n: float(pg.layer_w[n].value) for n in on},
+                pooling=pg.pooling.value, optimizer=pg.optimizer.value, init=pg.init.value,
+                steps=int(pg.steps.value), size=int(pg.size.value), seed=int(pg.seed.value),
+                lr=float(pg.lr.value) or None, precision=pg.precision.value,
+                scales=pg.scales.value, style_scale=float(pg.style_scale.value), **pg.beyond.params,
+                preserve_color=None if pg.preserve_color.value == "none" else pg.preserve_color.value)
+
+
+def setup_widgets(pg: Any) -> list:
+    """The controls whose change needs a new setup (everything but the live weights)."""
+    pickers = [pg.content_picker.dropdown, pg.style_picker.dropdown]
+    return pickers + [pg.content_layer, pg.pooling, pg.optimizer, pg.init, pg.steps, pg.size,
+                      pg.seed, pg.lr, pg.precision, pg.scales, pg.preserve_color, pg.style_scale,
+                      *pg.layer_on.values(), *pg.beyond.widgets]
+
+
 def layout(pg: Any) -> list:
-    """The playground's rows, top to bottom."""
+    """The playground's rows, top to bottom; tags the main widgets with the CSS class
+    ``nstlib-<name>`` (the browser test finds them by it)."""
+    for name in ("alpha", "beta", "gamma", "steps", "size", "image", "plot", "status", "run_info",
+                 "run_button", "stop_button", "save_button", "continue_button", "progress", "banner"):
+        getattr(pg, name).add_class(f"nstlib-{name.replace('_', '-')}")
     result_box = _box([widgets.HTML("<b>Result</b>"), pg.image, pg.run_info], width="490px")
     weights = _box([widgets.HTML("<b>weights</b> (live: they act on the running optimization)"),
                     pg.preset, pg.alpha, pg.beta, pg.gamma, widgets.HTML("style layer weights w<sub>l</sub>")]

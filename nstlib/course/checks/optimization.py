@@ -1,24 +1,28 @@
 """Exercise checks for notebooks 03-04 (gradient flow, Adam)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from ._base import ratio_hint as _ratio_hint, run_check
+from .common import ratio_hint as _ratio_hint
+from .common import run_check
+
+if TYPE_CHECKING:
+    from ...vgg import VGGFeatures
 
 __all__ = ['check_gradient_norms', 'check_adam_loop']
 
 
-def check_gradient_norms(fn: Callable, extractor: object = None) -> bool:
+def check_gradient_norms(fn: Callable, extractor: VGGFeatures | None = None) -> bool:
     """Notebook 03: ``fn(features, loss) -> {layer: float}``, the norm of d loss / d features[layer].
 
-    Compared with :func:`nstlib.analysis.gradient_flow` on a style loss at the deepest layer of
+    Compared with :func:`nstlib.course.analysis.gradient_flow` on a style loss at the deepest layer of
     ``extractor`` (default: a small random-weights VGG with average pooling).
     """
+    from ...losses import gram_matrix, style_loss
+    from ...vgg import VGGFeatures
     from ..analysis import gradient_flow
-    from ..losses import gram_matrix, style_loss
-    from ..vgg import VGGFeatures
 
     def body() -> tuple[bool, str]:
         ext = extractor or VGGFeatures(layers=("relu1_2", "relu2_2", "relu3_1"), pooling="avg",
@@ -38,7 +42,7 @@ def check_gradient_norms(fn: Callable, extractor: object = None) -> bool:
             if abs(v - w) > 1e-4 * w + 1e-12:
                 why = _ratio_hint(v, w * w, {"this is the squared norm; take the square root": 1.0})
                 return False, f"at {name} you returned {v:.6g}, expected {w:.6g}{why}"
-        return True, f"norms at {', '.join(taps)} match nstlib.analysis.gradient_flow"
+        return True, f"norms at {', '.join(taps)} match nstlib.course.analysis.gradient_flow"
     return run_check("gradient_norms", "call torch.autograd.grad(loss, [features[k] for k in features]) "
                      "once: it returns one gradient per tensor, in order; then each gradient's "
                      ".norm().item(). (loss.backward() leaves no .grad on intermediate features, and a "
@@ -80,7 +84,7 @@ def _adam_mistake(objective: Callable, init: torch.Tensor, steps: int, lr: float
 
 def _pixel_objective() -> tuple[Callable, torch.Tensor]:
     """A small, fast objective from nstlib's losses on raw pixels (no VGG), and its start image."""
-    from ..losses import content_loss, gram_matrix, tv_loss
+    from ...losses import content_loss, gram_matrix, tv_loss
     g = torch.Generator().manual_seed(0)
     content, style, init = (torch.rand(1, 3, 16, 16, generator=g) for _ in range(3))
     target = gram_matrix(style)
@@ -98,15 +102,22 @@ def check_adam_loop(fn: Callable, objective: Callable | None = None, init: torch
     Must match ``torch.optim.Adam`` (pixels clamped to [0, 1] after each update, ``losses[t]`` the
     loss of the image evaluated at step t). Default objective: nstlib's losses on raw pixels.
     """
+    if objective is None:
+        obj, x0 = _pixel_objective()
+    elif init is None:
+        raise ValueError("check_adam_loop(objective=...) needs init=, the image to start from")
+    else:
+        obj, x0 = objective, init
+
     def body() -> tuple[bool, str]:
-        obj, x0 = (objective, init) if objective is not None else _pixel_objective()
         out = fn(obj, x0.detach().clone(), steps=steps, lr=lr)
         want = _adam_torch(obj, x0, steps, lr)
         if not isinstance(out, tuple) or len(out) != 2:
             return False, f"return a pair (image, losses), got {type(out).__name__}"
         img, losses = out
         if not isinstance(img, torch.Tensor) or tuple(img.shape) != tuple(x0.shape):
-            return False, f"the image must be a tensor of shape {tuple(x0.shape)}, got {getattr(img, 'shape', img)!r:.60}"
+            got = f"{getattr(img, 'shape', img)!r:.60}"
+            return False, f"the image must be a tensor of shape {tuple(x0.shape)}, got {got}"
         losses = [float(v) for v in losses]
         if len(losses) != steps:
             return False, f"{steps} steps should give {steps} losses, got {len(losses)}"

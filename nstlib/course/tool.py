@@ -11,7 +11,7 @@
 when run as root (containers, CI), so the README's first command works as written everywhere.
 
 *Sync-setup*: makes the first code cell of every notebook the shared setup cell rendered from
-:mod:`nstlib.course_setup` (inserting it into a notebook that has none); ``clean`` rewrites an
+:mod:`nstlib.course.setup_cell` (inserting it into a notebook that has none); ``clean`` rewrites an
 existing setup cell too, so the copies never drift from the template.
 
 *Student version*: in every code cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION``
@@ -35,10 +35,11 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .course_setup import is_setup_cell, sync_setup
+from .setup_cell import is_setup_cell, sync_setup
 
 __all__ = ["BEGIN", "END", "CHECK_OUTPUT", "strip_solutions", "student_notebook", "clean_notebook",
            "is_check_output", "expected_output", "ensure_cell_ids", "read_notebook", "write_notebook", "find_notebooks",

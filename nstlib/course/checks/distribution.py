@@ -5,12 +5,12 @@ not with any nstlib loss, so a mistake in the library cannot hide the same mista
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Mapping
+from typing import Callable
 
-import numpy as np
 import torch
 
-from ._base import not_tensor, run_check
+from .common import not_tensor, run_check
 
 __all__ = ["check_mean_std_loss", "mean_std_reference"]
 

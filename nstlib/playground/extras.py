@@ -5,6 +5,8 @@
   with weights ``w`` and ``1 - w`` (``w`` on the slider, for the first style); with *outside* the
   second style is painted where the mask is 0.
 * **mask**: a shape drawn at the content image's proportions; the (first) style applies inside it.
+* **tiles**: ``none``, a tile side or ``auto``: the stages larger than one tile (the last one of a
+  coarse-to-fine run) compute the same objective tile by tile (:mod:`nstlib.tiling`).
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .masks import MASK_SHAPES
-from .playground_picker import LABEL_STYLE, box
-from .vgg import ARCHS
+from ..masks import MASK_SHAPES
+from ..vgg import ARCHS
+from .picker import LABEL_STYLE, box
 
 __all__ = ["BeyondControls"]
 
 MODES = ("blend", "outside the mask")
+TILES = ("none", "256", "512", "auto")
 
 
 class BeyondControls:
@@ -35,13 +38,16 @@ class BeyondControls:
                                          continuous_update=False, **small)
         self.mask = widgets.Dropdown(options=list(MASK_SHAPES), value="none", description="style inside",
                                      **small)
+        self.tile = widgets.Dropdown(options=list(TILES), value="none", description="tiles (large)", **small)
         self.box = box([widgets.HTML("<b>beyond the paper</b> (notebook 06)"), self.arch, self.style2,
-                        self.mode, self.blend, self.mask])
-        self.widgets = [self.arch, self.style2, self.mode, self.blend, self.mask]  # all need a new setup
+                        self.mode, self.blend, self.mask, self.tile])
+        self.widgets = [self.arch, self.style2, self.mode, self.blend, self.mask, self.tile]  # all: a new setup
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(arch=self.arch.value, style2=None if self.style2.value == "none" else self.style2.value,
                     style2_mode="outside" if self.mode.value == MODES[1] else "blend",
-                    blend=float(self.blend.value), mask_shape=self.mask.value)
+                    blend=float(self.blend.value), mask_shape=self.mask.value,
+                    tile=None if self.tile.value == "none" else int(self.tile.value) if self.tile.value.isdigit()
+                    else self.tile.value)
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from .image import load_image
-from .masks import shape_mask
-from .spec import Transfer
+from ..image import load_image
+from ..masks import shape_mask
+from ..spec import Transfer
 
 __all__ = ["build_spec", "style_options", "describe_run", "banner_html", "SCALES"]
 
@@ -16,7 +17,7 @@ __all__ = ["build_spec", "style_options", "describe_run", "banner_html", "SCALES
 SCALES = ("1", "2", "3")
 
 
-def style_options(p: dict, content_shape: tuple[int, int]) -> dict[str, Any]:
+def style_options(p: dict, content_shape: Sequence[int]) -> dict[str, Any]:
     """The :class:`nstlib.Transfer` style and mask fields of a playground run ``p``."""
     style2, mask = p.get("style2"), shape_mask(p.get("mask_shape", "none"), *content_shape)
     if style2 is not None and p.get("style2_mode") == "outside" and mask is None:
@@ -45,7 +46,7 @@ def build_spec(p: dict, weights: Any, device: Any, init: Any = None) -> Transfer
                     init=p["init"] if init is None else init, size=size,
                     scales=scales if scales > 1 else None, seed=int(p["seed"]),
                     every=max(1, steps // 100), device=device, preserve_color=p.get("preserve_color"),
-                    style_scale=float(p.get("style_scale", 1.0)), **style_options(p, shape))
+                    style_scale=float(p.get("style_scale", 1.0)), tile=p.get("tile"), **style_options(p, shape))
 
 
 def describe_run(spec: Transfer, steps: int, init: Any) -> str:
@@ -53,7 +54,8 @@ def describe_run(spec: Transfer, steps: int, init: Any) -> str:
     start = "the current image" if isinstance(init, torch.Tensor) else spec.init
     return (f"this run: {len(spec.style_layers)} style layers, content {', '.join(spec.content_layers)}, "
             f"{spec.pooling} pooling, {spec.optimizer}, {steps} steps, {spec.size} px, {spec.arch}, "
-            f"{spec.precision}, from {start}" + (f", scales {spec.scales}" if spec.scales else ""))
+            f"{spec.precision}, from {start}" + (f", scales {spec.scales}" if spec.scales else "")
+            + (f", tiles {spec.tile} px" if isinstance(spec.tile, int) else ", tiles auto" if spec.tile else ""))
 
 
 def banner_html(ext: Any, warnings: list[str]) -> str:

@@ -27,25 +27,24 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
-from .config import resolve_device
-from .engine import Result
-from .examples import examples
-from .image import ImageSource
-from .playground_controls import CONTENT_CHOICES, STYLE_CHOICES, add_controls, layout
-from .playground_extras import BeyondControls
-from .playground_live import Compare, Scrubber
-from .playground_picker import LABEL_STYLE as _W
-from .playground_picker import ImagePicker, image_widget
-from .playground_presets import PRESETS, apply_preset
-from .playground_runner import (
+from ..config import resolve_device
+from ..engine import Result
+from ..examples import examples
+from ..image import ImageSource
+from ..transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
+from ..vgg import ARCHS, VGGFeatures
+from .controls import CONTENT_CHOICES, STYLE_CHOICES, add_buttons, add_controls, layout, read_controls, setup_widgets
+from .extras import BeyondControls
+from .form import banner_html, build_spec, describe_run
+from .live import Compare, Scrubber
+from .picker import ImagePicker, image_widget
+from .presets import PRESETS, apply_preset
+from .runner import (
     PREVIEW_SIDE,
     ExtractorCache,
     PlaygroundRun,
     default_results_dir,
 )
-from .playground_spec import banner_html, build_spec, describe_run
-from .transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
-from .vgg import ARCHS, VGGFeatures
 
 __all__ = ["Playground", "CONTENT_CHOICES", "STYLE_CHOICES"]
 
@@ -67,7 +66,7 @@ class Playground(widgets.VBox):
             on the first run and rebuilt only when the pooling, precision or ``arch`` changes.
         device: where the optimization runs (default: the extractor's, else the best available).
         results_dir: where Save writes (default ``images/results/`` of the repository).
-        preview: start each run with :data:`nstlib.playground_runner.PREVIEW_STEPS` steps at
+        preview: start each run with :data:`nstlib.playground.runner.PREVIEW_STEPS` steps at
             ``PREVIEW_SIDE`` px (the first frame within about a second on a CPU), then continue at full size.
 
     After a run: ``result`` (a :class:`nstlib.Result`) or ``error`` (the exception, also shown
@@ -107,30 +106,16 @@ class Playground(widgets.VBox):
         add_controls(self, alpha=alpha, beta=beta, gamma=gamma, optimizer=optimizer, pooling=pooling,
                      steps=steps, size=size, seed=seed, preview=preview, dev=dev)
         self.preset.observe(self._on_preset, names="value")
-        self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
-                                         tooltip="start from the chosen start image (stops a run in progress)")
-        self.continue_button = widgets.Button(description="Continue from here", icon="forward",
-                                              layout=widgets.Layout(width="190px"),
-                                              tooltip="restart with the current settings from the current image")
-        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.save_button = widgets.Button(description="Save", icon="save", disabled=True)
-        self.run_button.on_click(lambda b: self.run())
-        self.continue_button.on_click(lambda b: self.continue_from_here())
-        self.stop_button.on_click(lambda b: self.stop())
-        self.save_button.on_click(lambda b: self.save())
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", style=_W)
+        add_buttons(self)
         self.image = image_widget("480px")
         self.plot = image_widget("610px")
         self.scrubber = Scrubber(self)
         self.compare = Compare(self)
 
         super().__init__(layout(self))
-        for name in ("alpha", "beta", "gamma", "steps", "size", "image", "plot", "status", "run_info",
-                     "run_button", "stop_button", "save_button", "continue_button", "progress", "banner"):
-            getattr(self, name).add_class(f"nstlib-{name.replace('_', '-')}")  # for the browser test
         self.content_picker.select(content)
         self.style_picker.select(style)
-        for w in self._setup_widgets():
+        for w in setup_widgets(self):
             w.observe(self._on_setup_change, names="value")
 
     @property
@@ -147,17 +132,7 @@ class Playground(widgets.VBox):
     @property
     def params(self) -> dict:
         """The run's parameters as the controls show them now."""
-        (content, cname), (style, sname) = self.content_picker.current, self.style_picker.current
-        on = [n for n in STYLE_CHOICES if self.layer_on[n].value]
-        return dict(content=content, content_name=cname, style=style, style_name=sname,
-                    alpha=float(self.alpha.value), beta=float(self.beta.value),
-                    gamma=float(self.gamma.value), content_layer=self.content_layer.value,
-                    style_layers=on, style_layer_weights={n: float(self.layer_w[n].value) for n in on},
-                    pooling=self.pooling.value, optimizer=self.optimizer.value, init=self.init.value,
-                    steps=int(self.steps.value), size=int(self.size.value), seed=int(self.seed.value),
-                    lr=float(self.lr.value) or None, precision=self.precision.value,
-                    scales=self.scales.value, style_scale=float(self.style_scale.value), **self.beyond.params,
-                    preserve_color=None if self.preserve_color.value == "none" else self.preserve_color.value)
+        return read_controls(self)
 
     def spec(self, init: Any = None):
         """The :class:`nstlib.Transfer` the controls describe now (``init``: a tensor to start
@@ -190,8 +165,9 @@ class Playground(widgets.VBox):
                 if wait:
                     self.set_status("a run is in progress: press Stop first", error=True)
                     return None
-                old = self._thread
-                self._run.stop.set()
+                old, current = self._thread, self._run
+                if current is not None:
+                    current.stop.set()
                 self._thread = threading.Thread(target=self._chain, args=(old, init), daemon=True)
                 self._thread.start()
                 return None
@@ -282,12 +258,6 @@ class Playground(widgets.VBox):
             self._show_banner()
 
     # --- internals ---------------------------------------------------------------------------
-    def _setup_widgets(self) -> list:
-        pickers = [self.content_picker.dropdown, self.style_picker.dropdown]
-        return pickers + [self.content_layer, self.pooling, self.optimizer, self.init, self.steps, self.size,
-                          self.seed, self.lr, self.precision, self.scales, self.preserve_color, self.style_scale,
-                          *self.layer_on.values(), *self.beyond.widgets]
-
     def _on_preset(self, change: dict) -> None:
         if change["new"] in PRESETS:
             self.set_status(f"preset {change['new']}: {apply_preset(self, change['new'])}")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import torch
+from PIL import Image
 
-from .image import free_path, save_image, to_pil
-from .playground_picker import box, image_widget
-from .playground_runner import png_bytes
+from ..save import free_path, save_image, to_pil
+from .picker import box, image_widget
+from .runner import png_bytes
 
 __all__ = ["Scrubber", "Compare", "gif_bytes", "settings_text"]
 
@@ -27,7 +29,7 @@ def gif_bytes(frames: Sequence[tuple[int, torch.Tensor]], ms_per_frame: int = 12
     looping, the last frame held ``hold_ms``. Raises ValueError for no frames."""
     if not frames:
         raise ValueError("no frames to export: run first")
-    pics = [to_pil(img).convert("P", palette=1, colors=256) for _, img in frames]  # 1 = Image.ADAPTIVE
+    pics = [to_pil(img).convert("P", palette=Image.Palette.ADAPTIVE, colors=256) for _, img in frames]
     durations = [ms_per_frame] * (len(pics) - 1) + [hold_ms]
     buf = io.BytesIO()
     pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0)

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._base import run_check
+from .common import run_check
 
 __all__ = ["check_paper_to_nstlib"]
 
@@ -38,7 +38,7 @@ def check_paper_to_nstlib(fn: Callable) -> bool:
     nstlib's content weight 1 and those style weights, nstlib's objective must be the paper's times
     one constant, for any features.
     """
-    from ..losses import content_loss, gram_matrix
+    from ...losses import content_loss, gram_matrix
 
     def body() -> tuple[bool, str]:
         g = torch.Generator().manual_seed(1)

@@ -16,11 +16,12 @@ tap and at the image,
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Callable
 
 import torch
 
-from .vgg import VGGFeatures, check_layers
+from ..vgg import VGGFeatures, check_layers
 
 __all__ = ["gradients", "gradient_flow", "pooling_pair", "same_weights", "relative_history", "gradient_table",
            "plot_gradient_flow", "METRICS"]

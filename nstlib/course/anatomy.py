@@ -10,12 +10,12 @@ starting from the image itself (:math:`r = j = 1`). A 3x3 convolution (stride 1)
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 
-from .vgg import WIDTHS, check_layers, layer_names
+from ..vgg import WIDTHS, check_layers, layer_names
 
 __all__ = ["LayerInfo", "layer_ops", "receptive_field", "layer_table", "format_layer_table",
            "feature_images"]
