@@ -19,9 +19,11 @@ equivalent (it cannot change any behaviour a caller can observe).
 
     python tools/mutation.py --recheck --work /tmp/mut engine    # after writing tests for survivors
 
-re-runs only the survivors ("no tests" and not-checked mutants too) of a kept scratch folder against the working
-tree's current tests (copied in), without a new ``mutmut run``: each mutant is switched on in a
-forked child (``MUTANT_UNDER_TEST``, mutmut's own switch) that runs the module's tests with pytest.
+re-runs only the survivors ("no tests" and not-checked mutants too) of a kept scratch folder,
+without a new ``mutmut run``: the working tree's ``tests/test_mutation_kills*.py`` are copied in
+(the other tests stay as they were run), the tests are run once unmutated (they must pass), then
+each mutant is switched on in a forked child (``MUTANT_UNDER_TEST``, mutmut's own switch) that
+runs the kill tests (a survivor passed the others already; a not-checked mutant runs them all).
 It prints which the new tests kill and which still survive (to explain as equivalent).
 """
 from __future__ import annotations
@@ -133,8 +135,8 @@ def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str],
     work = base / module / "mutants"
     meta = json.loads((work / "nstlib" / f"{module}.py.meta").read_text())
     names = sorted(n for n, code in meta["exit_code_by_key"].items() if code in (0, 33, None))
-    shutil.rmtree(work / "tests")
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in (ROOT / "tests").glob("test_mutation_kills*.py"):  # the new kill tests; the rest as run
+        shutil.copy(path, work / "tests" / path.name)
     tests = [t for t in MODULES[module] if not t.startswith("tests/") or (work / t).exists()]
     options = [t for t in tests if not t.startswith("tests/")]  # -k ...
     kills = [t for t in tests if t.startswith("tests/") and "mutation_kills" in t] + options  # a survivor passed the others already
