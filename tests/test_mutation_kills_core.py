@@ -315,3 +315,24 @@ def test_color_stats_and_match_color_by_hand():
     raw = nstlib.color.match_color(src, wide, clamp=False)
     assert float(raw[0, 0].min()) == pytest.approx(0.5 - 0.1 * math.sqrt(0.36001 / 0.01001), abs=1e-5)
     assert float(nstlib.color.match_color(src, wide, eps=0.0, clamp=False)[0, 0].max()) == pytest.approx(1.1, abs=1e-5)
+
+
+# ---------------------------------------------------------------- masks: the mask's name in its errors
+def test_masks_errors_name_the_mask_by_path_or_type_and_shape(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from nstlib.masks import load_mask
+    missing = tmp_path / "missing.png"
+    with pytest.raises(nstlib.NSTError, match=rf"^mask {re.escape(repr(str(missing)))} could not be used: "):
+        load_mask(str(missing), (4, 4))
+    with pytest.raises(nstlib.NSTError, match=rf"^mask {re.escape(repr(str(missing)))} could not be used: "):
+        load_mask(missing, (4, 4))  # a Path is named like its text
+    with pytest.raises(nstlib.NSTError, match=r"^the mask Tensor of shape \(2, 8\) is 2x8 px but the content is "
+                                              r"4x4: the aspect ratios differ"):
+        load_mask(torch.ones(2, 8), (4, 4))
+    with pytest.raises(nstlib.NSTError, match=r"^the mask ndarray of shape \(4, 4\) selects no pixel \(all "
+                                              r"black/zero\); white \(1\) marks where the style goes$"):
+        load_mask(np.zeros((4, 4), dtype=np.float32), (4, 4))
+    with pytest.raises(nstlib.NSTError, match=r"^the mask Image selects no pixel"):  # no .shape: the type only
+        load_mask(Image.new("L", (4, 4)), (4, 4))

@@ -45,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: slow; -x stops at the first failure)
 MODULES = {
     "losses": ["tests/test_losses.py", "tests/test_survivors.py"],
-    "color": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
-              "-k", "yiq or luminance or histogram or preserve_color"],
-    "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
-              "-k", "mask or gram"],
+    "color": ["tests/test_survivors.py", "tests/test_mutation_kills_core.py", "tests/test_beyond.py",
+              "-k", "(color or yiq or luminance or histogram or preserve_color) and not playground"],
+    "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
+              "tests/test_beyond.py", "-k", "(mask or gram) and not playground and not cli"],
     "styles": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
                "-k", "blend or style_scale or styles or target or weights"],
     "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_speed.py",
