@@ -131,9 +131,16 @@ def test_engine_copes_with_an_objective_that_leaves_no_gradient():
 
 def test_engine_a_nan_gradient_with_a_finite_loss_rolls_back():
     obj = _ManualObjective(grad=math.nan)
-    with pytest.warns(RuntimeWarning, match=r"became NaN/inf at step 1;"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         res = nstlib.optimize(torch.full((1, 3, 2, 2), 0.5), obj, steps=8)  # type: ignore[arg-type]
     assert res.stopped == "diverged" and res.history == [] and res.best_step == 0
+    first, last = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert str(first.message).startswith("the loss, its gradient or the image became NaN/inf at step 1;")
+    # MAX_FAILURES = 5 failed steps, then it stops (the 5th is step 5 of 8)
+    assert str(last.message) == ("the optimization kept diverging (5 times); stopped at step 5 and returned "
+                                 "the best image (step 0). Lower lr or the loss weights")
+    assert obj.calls == 5 and _warned_here(first) and _warned_here(last)
 
 
 class _Weighted:
