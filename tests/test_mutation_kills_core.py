@@ -343,3 +343,27 @@ def test_masks_errors_name_the_mask_by_path_or_type_and_shape(tmp_path):
         load_mask(np.zeros((4, 4), dtype=np.float32), (4, 4))
     with pytest.raises(nstlib.NSTError, match=r"^the mask Image selects no pixel"):  # no .shape: the type only
         load_mask(Image.new("L", (4, 4)), (4, 4))
+
+
+class _Flat:
+    """Every step the same total (and per-image totals), with a gradient that moves the image."""
+
+    def __init__(self, batch: bool):
+        self.batch = batch
+
+    def loss_and_grad(self, x: torch.Tensor) -> dict:
+        x.grad = torch.full_like(x, -1.0)
+        out = {"total": torch.tensor(2.0)}
+        if self.batch:
+            out["per_image"] = torch.ones(x.shape[0])
+        return out
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_engine_a_tie_keeps_the_earliest_image(batch):
+    init = torch.full((2 if batch else 1, 3, 2, 2), 0.25)
+    res = nstlib.optimize(init, _Flat(batch), optimizer="adam", steps=4, lr=0.1, every=1)  # type: ignore[arg-type]
+    assert not torch.equal(res.snapshots[-1][1], init)  # the image moved; the loss did not
+    assert res.best_step == 1 and torch.equal(res.image, init)  # the first of equal losses
+    seconds = [h["seconds"] for h in res.history]
+    assert seconds == sorted(seconds) and 0 <= seconds[0] and seconds[-1] < 600  # from the run's start
