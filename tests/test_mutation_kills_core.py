@@ -211,6 +211,9 @@ def test_engine_a_run_with_no_finite_step_returns_the_clamped_init(optimizer):
         "the loss, its gradient or the image became NaN/inf at step 1; rolled back to the best image and "
         "halved the step size (lr=0.05" + (", L-BFGS history restarted)" if optimizer == "lbfgs" else ")"))
     assert _warned_here(first)  # stacklevel: the caller's line
+    (none,) = [w for w in caught if "no step" in str(w.message)]  # 3 failures < MAX_FAILURES, no step kept
+    assert str(none.message) == ("no step gave a finite loss: nothing was optimized and the result is the "
+                                 "initial image. Lower the loss weights or lr") and _warned_here(none)
 
 
 def test_engine_batch_of_four_keeps_each_images_best_across_a_weight_change():

@@ -24,7 +24,8 @@ without a new ``mutmut run``: the working tree's ``tests/test_mutation_kills*.py
 (the other tests stay as they were run), the tests are run once unmutated (they must pass), then
 each mutant is switched on in a forked child (``MUTANT_UNDER_TEST``, mutmut's own switch) that
 runs the kill tests (a survivor passed the others already; a not-checked mutant runs them all).
-It prints which the new tests kill and which still survive (to explain as equivalent).
+It prints which the new tests kill and which still survive (to explain as equivalent), and keeps
+the verdicts in ``recheck.json`` there: a later ``--recheck`` runs only the survivors again.
 """
 from __future__ import annotations
 
@@ -135,6 +136,11 @@ def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str],
     work = base / module / "mutants"
     meta = json.loads((work / "nstlib" / f"{module}.py.meta").read_text())
     names = sorted(n for n, code in meta["exit_code_by_key"].items() if code in (0, 33, None))
+    book = base / module / "recheck.json"  # mutants an earlier --recheck killed are not run again
+    done = json.loads(book.read_text()) if book.exists() else {}
+    killed: list[str] = [n for n in names if done.get(n) == "killed"]
+    survived: list[str] = []
+    names = [n for n in names if n not in killed]
     for path in (ROOT / "tests").glob("test_mutation_kills*.py"):  # the new kill tests; the rest as run
         shutil.copy(path, work / "tests" / path.name)
     tests = [t for t in MODULES[module] if not t.startswith("tests/") or (work / t).exists()]
@@ -155,8 +161,6 @@ def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str],
         code = pytest.main(["-q", "-p", "no:cacheprovider", "-W", "ignore", *tests])
     if code != 0:
         raise SystemExit(f"the tests fail without a mutant (pytest exit {code}); see {log}")
-    killed: list[str] = []
-    survived: list[str] = []
     running: dict[int, str] = {}
 
     def reap() -> None:
@@ -182,7 +186,8 @@ def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str],
         running[pid] = name
     while running:
         reap()
-    return len(names), killed, survived
+    book.write_text(json.dumps({**{n: "killed" for n in killed}, **{n: "survived" for n in survived}}, indent=1))
+    return len(killed) + len(survived), killed, survived
 
 
 def main(argv: list[str] | None = None) -> int:
