@@ -125,7 +125,8 @@ def test_engine_evaluates_an_object_through_loss_and_grad():
 def test_engine_copes_with_an_objective_that_leaves_no_gradient():
     obj = _ManualObjective(grad=None)  # x.grad stays None: counted as a zero gradient
     for optimizer in ("lbfgs", "adam"):
-        res = nstlib.optimize(torch.full((1, 3, 2, 2), 0.5), obj, optimizer=optimizer, steps=2)  # type: ignore[arg-type]
+        res = nstlib.optimize(torch.full((1, 3, 2, 2), 0.5), obj,  # type: ignore[arg-type]
+                              optimizer=optimizer, steps=2)
         assert len(res.history) == 2 and res.stopped == "done"
 
 

@@ -179,7 +179,8 @@ def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str],
             os.environ["MUTANT_UNDER_TEST"] = name
             if meta["exit_code_by_key"][name] is not None:
                 tests = kills
-            log = os.open(str(base / module / f"recheck_{name}.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            log = os.open(str(base / module / f"recheck_{name}.log"),
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(log, 1)
             os.dup2(log, 2)
             os._exit(int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-W", "ignore", *tests])))
@@ -206,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.work is None or len(a.modules) != 1:
             p.error("--recheck needs --work FOLDER and one module")
         n, killed, survived = recheck(a.modules[0], a.work, a.max_children)
-        print(f"{a.modules[0]}: {len(killed)} of {n} earlier survivors / unchecked mutants killed by the current tests; "
-              f"{len(survived)} survive")
+        print(f"{a.modules[0]}: {len(killed)} of {n} earlier survivors / unchecked mutants killed by the "
+              f"current tests; {len(survived)} survive")
         return 0
     base = a.work or Path(tempfile.mkdtemp(prefix="nstlib_mutation_"))
     total_k = total_t = 0
