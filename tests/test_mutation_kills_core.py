@@ -181,7 +181,8 @@ def test_engine_result_html_line():
 
 
 def test_engine_bad_init_and_lr_say_what_to_do():
-    msg = r"^the initial image must be a finite tensor \[1, 3, H, W\] in \[0, 1\], got {}; load it with nstlib\.load_image$"
+    msg = (r"^the initial image must be a finite tensor \[1, 3, H, W\] in \[0, 1\], got {}; "
+           r"load it with nstlib\.load_image$")
     with pytest.raises(nstlib.NSTError, match=msg.format(r"\(\)")):
         nstlib.optimize([[0.5]], _bowl(0.75), steps=1)  # type: ignore[arg-type]
     import numpy as np

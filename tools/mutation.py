@@ -145,7 +145,8 @@ def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str],
         shutil.copy(path, work / "tests" / path.name)
     tests = [t for t in MODULES[module] if not t.startswith("tests/") or (work / t).exists()]
     options = [t for t in tests if not t.startswith("tests/")]  # -k ...
-    kills = [t for t in tests if t.startswith("tests/") and "mutation_kills" in t] + options  # a survivor passed the others already
+    # a survivor passed the other tests already: the kill tests only
+    kills = [t for t in tests if t.startswith("tests/") and "mutation_kills" in t] + options
     os.environ.update(NSTLIB_OFFLINE="1", NSTLIB_QUICK="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     os.chdir(work)
     sys.path.insert(0, str(work))
