@@ -372,3 +372,22 @@ def test_engine_a_tie_keeps_the_earliest_image(batch):
     assert res.best_step == 1 and torch.equal(res.image, init)  # the first of equal losses
     seconds = [h["seconds"] for h in res.history]
     assert seconds == sorted(seconds) and 0 <= seconds[0] and seconds[-1] < 600  # from the run's start
+
+
+def test_color_edges_batches_clamps_and_float64():
+    # a black Y with red's chroma: red + (0 - 0.299) = (0.701, -0.299, -0.299), clamped below at 0
+    out = nstlib.color.combine_luminance(_pixels((0, 0, 0)), _pixels((1.0, 0.0, 0.0)))
+    assert out.flatten().tolist() == pytest.approx([0.701, 0.0, 0.0], abs=1e-5)
+    # match_color clamps above too (the wide target of test_color_stats_and_match_color_by_hand)
+    src, wide = _hadamard((0.5, 0.5, 0.5), (0.1, 0.1, 0.1)), _hadamard((0.5, 0.5, 0.5), (0.6, 0.1, 0.1))
+    assert float(nstlib.color.match_color(src, wide).max()) == 1.0
+    # a batch of two: each image's own grey copy
+    two = torch.stack([_pixels((1.0, 0.0, 0.0))[0], _pixels((0.0, 0.0, 1.0))[0]])
+    grey = nstlib.color.luminance_image(two)
+    assert grey.shape == (2, 3, 1, 1) and grey[:, 0].flatten().tolist() == pytest.approx([0.299, 0.114], abs=1e-6)
+    assert nstlib.color.match_luminance(two, two).shape == (2, 3, 1, 1)
+    # a float64 image (CPU) gets the published coefficients exactly, not their float32 roundings
+    red = _pixels((1.0, 0.0, 0.0)).double()
+    assert nstlib.color.rgb_to_yiq(red).flatten().tolist() == pytest.approx([0.299, 0.5959, 0.2115], abs=1e-12)
+    back = nstlib.color.yiq_to_rgb(torch.tensor([0.299, 0.5959, 0.2115], dtype=torch.float64).reshape(1, 3, 1, 1))
+    assert back.flatten().tolist() == pytest.approx([1.0, 0.0, 0.0], abs=1e-12)
