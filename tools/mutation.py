@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module -> the unit tests that guard it (fast ones only, narrowed with pytest's -k where a file is
 #: slow; -x stops at the first failure)
 MODULES = {
-    "losses": ["tests/test_losses.py", "tests/test_survivors.py"],
+    "losses": ["tests/test_losses.py", "tests/test_survivors.py", "tests/test_mutation_kills.py"],
     "color": ["tests/test_survivors.py", "tests/test_mutation_kills_core.py", "tests/test_beyond.py",
               "-k", "(color or yiq or luminance or histogram or preserve_color) and not playground"],
     "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
