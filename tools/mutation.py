@@ -16,10 +16,21 @@ surviving mutants' names; ``mutmut show NAME`` in the scratch folder (printed) s
 
 A survivor is either killed by a new test or listed in ``docs/testing.md`` with the reason it is
 equivalent (it cannot change any behaviour a caller can observe).
+
+    python tools/mutation.py --recheck --work /tmp/mut engine    # after writing tests for survivors
+
+re-runs only the survivors ("no tests" and not-checked mutants too) of a kept scratch folder,
+without a new ``mutmut run``: the working tree's ``tests/test_mutation_kills*.py`` are copied in
+(the other tests stay as they were run), the tests are run once unmutated (they must pass), then
+each mutant is switched on in a forked child (``MUTANT_UNDER_TEST``, mutmut's own switch) that
+runs the kill tests (a survivor passed the others already; a not-checked mutant runs them all).
+It prints which the new tests kill and which still survive (to explain as equivalent), and keeps
+the verdicts in ``recheck.json`` there: a later ``--recheck`` runs only the survivors again.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -34,11 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module -> the unit tests that guard it (fast ones only, narrowed with pytest's -k where a file is
 #: slow; -x stops at the first failure)
 MODULES = {
-    "losses": ["tests/test_losses.py", "tests/test_survivors.py"],
-    "color": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
-              "-k", "yiq or luminance or histogram or preserve_color"],
-    "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
-              "-k", "mask or gram"],
+    "losses": ["tests/test_losses.py", "tests/test_survivors.py", "tests/test_mutation_kills.py"],
+    "color": ["tests/test_survivors.py", "tests/test_mutation_kills_core.py", "tests/test_beyond.py",
+              "-k", "(color or yiq or luminance or histogram or preserve_color) and not playground"],
+    "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
+              "tests/test_beyond.py", "-k", "(mask or gram) and not playground and not cli"],
     "styles": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
                "-k", "blend or style_scale or styles or target or weights"],
     "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_speed.py",
@@ -46,7 +57,10 @@ MODULES = {
     "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py"],
     "image": ["tests/test_image.py", "tests/test_mutation_kills.py"],
     # rewritten by the run-spec work (issue 14): run these last, against the public API tests
-    "engine": ["tests/test_survivors.py", "tests/test_transfer.py", "tests/test_hardening_run.py"],
+    "engine": ["tests/test_spec.py", "tests/test_survivors.py", "tests/test_hardening_run.py",
+               "tests/test_transfer.py", "tests/test_speed.py", "tests/test_mutation_kills_core.py", "-k",
+               "test_spec or test_survivors or (test_hardening_run and not cli) or test_transfer"
+               " or (test_speed and (sweep or batched or scales)) or (test_mutation_kills_core and engine)"],
     "transfer": ["tests/test_survivors.py", "tests/test_transfer.py", "tests/test_hardening_run.py"],
     "multiscale": ["tests/test_survivors.py", "tests/test_speed.py"],
 }
@@ -115,16 +129,88 @@ def summarize(r: dict) -> str:
     return head + "".join(f"\n    survived: {n}" for n in survivors)
 
 
+def recheck(module: str, base: Path, max_children: int) -> tuple[int, list[str], list[str]]:
+    """Run the survivors, "no tests" and not-checked mutants of ``base/module`` against the current
+    tests (the kill tests first): (how many, killed, survived)."""
+    import json
+    work = base / module / "mutants"
+    meta = json.loads((work / "nstlib" / f"{module}.py.meta").read_text())
+    names = sorted(n for n, code in meta["exit_code_by_key"].items() if code in (0, 33, None))
+    book = base / module / "recheck.json"  # mutants an earlier --recheck killed are not run again
+    done = json.loads(book.read_text()) if book.exists() else {}
+    killed: list[str] = [n for n in names if done.get(n) == "killed"]
+    survived: list[str] = []
+    names = [n for n in names if n not in killed]
+    for path in (ROOT / "tests").glob("test_mutation_kills*.py"):  # the new kill tests; the rest as run
+        shutil.copy(path, work / "tests" / path.name)
+    tests = [t for t in MODULES[module] if not t.startswith("tests/") or (work / t).exists()]
+    options = [t for t in tests if not t.startswith("tests/")]  # -k ...
+    # a survivor passed the other tests already: the kill tests only
+    kills = [t for t in tests if t.startswith("tests/") and "mutation_kills" in t] + options
+    os.environ.update(NSTLIB_OFFLINE="1", NSTLIB_QUICK="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    os.chdir(work)
+    sys.path.insert(0, str(work))
+    import pytest
+    import torch  # noqa: F401  (imported once, before the children fork)
+
+    import nstlib  # noqa: F401  (the mutated copy, with mutmut's switches: compiled once, shared)
+    assert Path(nstlib.__file__).is_relative_to(work), nstlib.__file__
+    # once unmutated in this process: the tests must pass, and every lazy import (torch.optim's
+    # dynamo check, the test modules) is done before the children fork
+    log = work.parent / "recheck_unmutated.log"
+    with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        code = pytest.main(["-q", "-p", "no:cacheprovider", "-W", "ignore", *tests])
+    if code != 0:
+        raise SystemExit(f"the tests fail without a mutant (pytest exit {code}); see {log}")
+    running: dict[int, str] = {}
+
+    def reap() -> None:
+        pid, status = os.wait()
+        name, code = running.pop(pid), os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):  # 2-5: interrupted, internal or usage error, nothing collected
+            raise SystemExit(f"pytest exited {code} for {name}: the test selection is broken")
+        (killed if code == 1 else survived).append(name)
+        print(f"{'killed  ' if code == 1 else 'SURVIVED'}  {name}", flush=True)
+
+    for name in names:
+        if len(running) >= max_children:
+            reap()
+        pid = os.fork()
+        if pid == 0:
+            os.environ["MUTANT_UNDER_TEST"] = name
+            if meta["exit_code_by_key"][name] is not None:
+                tests = kills
+            log = os.open(str(base / module / f"recheck_{name}.log"),
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os._exit(int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-W", "ignore", *tests])))
+        running[pid] = name
+    while running:
+        reap()
+    book.write_text(json.dumps({**{n: "killed" for n in killed}, **{n: "survived" for n in survived}}, indent=1))
+    return len(killed) + len(survived), killed, survived
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("modules", nargs="*", default=list(MODULES), help=f"default: {' '.join(MODULES)}")
     p.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per module (default 3600)")
     p.add_argument("--work", type=Path, default=None, help="scratch folder (kept, for `mutmut show`)")
+    p.add_argument("--recheck", action="store_true",
+                   help="re-run the survivors of a kept --work folder against the current tests")
     a = p.parse_args(argv)
     unknown = [m for m in a.modules if m not in MODULES]
     if unknown:
         p.error(f"unknown module(s) {unknown}; choose from {' '.join(MODULES)}")
+    if a.recheck:
+        if a.work is None or len(a.modules) != 1:
+            p.error("--recheck needs --work FOLDER and one module")
+        n, killed, survived = recheck(a.modules[0], a.work, a.max_children)
+        print(f"{a.modules[0]}: {len(killed)} of {n} earlier survivors / unchecked mutants killed by the "
+              f"current tests; {len(survived)} survive")
+        return 0
     base = a.work or Path(tempfile.mkdtemp(prefix="nstlib_mutation_"))
     total_k = total_t = 0
     for module in a.modules:
