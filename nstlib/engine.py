@@ -65,7 +65,8 @@ class Result:
         history: one dict per successful step: ``step, total, content, style, tv, seconds`` and,
             for an :class:`nstlib.Objective`, the weights in force ``content_weight, style_weight,
             tv_weight`` (``total = content_weight * content + style_weight * style + tv_weight * tv``).
-        snapshots: ``(step, image)`` pairs taken every ``every`` steps (CPU tensors).
+        snapshots: ``(step, image)`` pairs taken every ``every`` steps (CPU tensors); past
+            :data:`SNAPSHOT_BUDGET` bytes every other one is dropped (the first and the latest stay).
         stopped: why the run ended: ``"done"``, ``"callback"`` (it returned False),
             ``"callback error"`` (it raised; a warning says what), ``"interrupted"`` or
             ``"diverged"`` (the loss kept becoming NaN/inf, or no step gave a finite loss).
