@@ -487,3 +487,51 @@ def test_masks_masked_style_loss_by_hand():
     assert float(masked_style_loss(feats, targets, torch.zeros(1, 1, 1, 2))) == 0.0
     with pytest.raises(KeyError, match=r"masked_style_loss: no features for layer 'c'; extract it too"):
         masked_style_loss(feats, {"c": targets["a"]}, mask)
+
+
+# ---------------------------------------------------------------- objective: a fake extractor, by hand
+class _Identity:
+    """An extractor whose every layer is the image itself ([B, 3, H, W] features)."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, img: torch.Tensor, layers) -> dict:
+        return {n: img for n in layers}
+
+
+def _two_pixels(p0, p1) -> torch.Tensor:
+    return torch.tensor([p0, p1], dtype=torch.float32).T.reshape(1, 3, 1, 2)
+
+
+def test_objective_mask_and_style_outside_by_hand():
+    img = _two_pixels((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    zero_style = torch.zeros(1, 3, 1, 2)  # Gram 0
+    mask = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    # inside: G = p0 p0^T / (3 * 1) = diag(1/3, 0, 0), mean of squares over 9 entries = 1/81;
+    # outside (1 - mask selects p1): diag(0, 1/3, 0), also 1/81. Unmasked it would be
+    # G = diag(1/6, 1/6, 0): 2/36/9 = 1/162.
+    inside = nstlib.Objective(_Identity(), None, zero_style, [], ["a"], 0.0, 1.0, 0.0, mask=mask)  # type: ignore[arg-type]
+    assert float(inside(img)["style"]) == pytest.approx(1 / 81)
+    both = nstlib.Objective(_Identity(), None, zero_style, [], ["a"], 0.0, 1.0, 0.0, mask=mask,  # type: ignore[arg-type]
+                            style_outside=zero_style)
+    assert float(both(img)["style"]) == pytest.approx(2 / 81)
+    plain = nstlib.Objective(_Identity(), None, zero_style, [], ["a"], 0.0, 1.0, 0.0)  # type: ignore[arg-type]
+    assert float(plain(img)["style"]) == pytest.approx(1 / 162)
+
+
+def test_objective_style_per_image_by_hand_and_its_errors():
+    s0 = torch.zeros(1, 3, 1, 2)                          # Gram 0
+    s1 = _two_pixels((1.0, 0.0, 0.0), (1.0, 0.0, 0.0))   # Gram diag(2/6, 0, 0) = diag(1/3, 0, 0)
+    img = torch.zeros(2, 3, 1, 2)
+    obj = nstlib.Objective(_Identity(), None, [s0, s1], [], ["a"], 0.0, [1.0, 1.0], 0.0,  # type: ignore[arg-type]
+                           style_per_image=True)
+    # image 0 against s0 alone: 0; image 1 against s1 alone: (1/3)^2 / 9 = 1/81 (the blend would give 1/324 each)
+    assert obj(img)["per_image"].tolist() == pytest.approx([0.0, 1 / 81])
+    with pytest.raises(ValueError, match=r"^style_per_image needs one style image per image of the batch \(2\), "
+                                         r"got 2 and a blend$"):
+        nstlib.Objective(_Identity(), None, [s0, s1], [], ["a"], 0.0, [1.0, 1.0], 0.0,  # type: ignore[arg-type]
+                         style_per_image=True, style_blend=[1, 1])
+    with pytest.raises(ValueError, match=r"^style_per_image needs one style image per image of the batch \(3\), "
+                                         r"got 2$"):
+        nstlib.Objective(_Identity(), None, [s0, s1], [], ["a"], 0.0, [1.0, 1.0, 1.0], 0.0,  # type: ignore[arg-type]
+                         style_per_image=True)
