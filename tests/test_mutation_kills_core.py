@@ -391,3 +391,147 @@ def test_color_edges_batches_clamps_and_float64():
     assert nstlib.color.rgb_to_yiq(red).flatten().tolist() == pytest.approx([0.299, 0.5959, 0.2115], abs=1e-12)
     back = nstlib.color.yiq_to_rgb(torch.tensor([0.299, 0.5959, 0.2115], dtype=torch.float64).reshape(1, 3, 1, 1))
     assert back.flatten().tolist() == pytest.approx([1.0, 0.0, 0.0], abs=1e-12)
+
+
+# ---------------------------------------------------------------- masks: values worked by hand
+def test_masks_centre_includes_pixels_on_the_ellipse():
+    # 3 x 6: pixel centres y = 1/6, 1/2, 5/6 and x = 1/12, 3/12, ..., 11/12 (exact in float32).
+    # Middle row: ((x - 0.5) / 0.25)^2 <= 1 for x in [0.25, 0.75]; x = 0.25 and 0.75 lie ON the
+    # ellipse (value exactly 1) and count as inside. Rows 0, 2: ((1/6 - 1/2) / 0.25)^2 = 16/9 > 1.
+    m = nstlib.masks.shape_mask("centre", 3, 6)
+    assert m.shape == (1, 1, 3, 6)
+    assert m[0, 0].tolist() == [[0.0] * 6, [0.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0] * 6]
+
+
+def test_masks_load_mask_tensors_colour_and_area_resize():
+    from nstlib.masks import load_mask
+    checker = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]] * 2)  # 4 x 4
+    # a [1, 1, H, W] tensor reads as its one plane; area resize 4x4 -> 2x2: each 2x2 cell is half white
+    out = load_mask(checker[None, None], (2, 2))
+    assert out.shape == (1, 1, 2, 2) and out.dtype == torch.float32
+    assert out.flatten().tolist() == [0.5, 0.5, 0.5, 0.5]
+    # same size: the values themselves (not clamped to 1, not the plane of another index)
+    half = torch.tensor([[0.25, 1.0], [0.0, 0.75]])
+    assert load_mask(half[None, None], (2, 2)).flatten().tolist() == [0.25, 1.0, 0.0, 0.75]
+    assert load_mask(half, (2, 2)).flatten().tolist() == [0.25, 1.0, 0.0, 0.75]
+    # a colour [1, 3, H, W] tensor is averaged over its channels: (1 + 0.5 + 0) / 3 = 0.5, not red's 1
+    rgb = torch.stack([torch.ones(2, 2), torch.full((2, 2), 0.5), torch.zeros(2, 2)])[None]
+    assert load_mask(rgb, (2, 2)).flatten().tolist() == pytest.approx([0.5] * 4, abs=1e-6)
+    # a [1, 1, W] tensor is a one-channel 1 x W image (not indexed down to 1-D)
+    assert load_mask(torch.tensor([[[1.0, 0.5]]]), (1, 2)).flatten().tolist() == [1.0, 0.5]
+    # a batch of two masks, or two channels, is not a mask
+    for bad in (torch.ones(2, 1, 2, 2), torch.ones(1, 2, 2, 2)):
+        with pytest.raises(nstlib.NSTError, match=r"could not be used: the tensor has shape"):
+            load_mask(bad, (2, 2))
+
+
+def test_masks_load_mask_passes_the_device_and_names_the_content_size(monkeypatch):
+    from nstlib import masks
+    seen = []
+    real = masks.load_image
+
+    def spy(src, device=None):
+        seen.append(device)
+        return real(src, device="cpu")
+
+    monkeypatch.setattr(masks, "load_image", spy)
+    masks.load_mask(torch.ones(2, 2), (2, 2), device="cpu")
+    assert seen == ["cpu"]
+    monkeypatch.undo()
+    # non-square content: its H x W in that order
+    with pytest.raises(nstlib.NSTError, match=r"is 2x2 px but the content is 4x8: the aspect"):
+        masks.load_mask(torch.ones(2, 2), (4, 8))
+
+
+def test_masks_downsample_mask_averages_areas():
+    checker = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]] * 2)[None, None]
+    assert nstlib.masks.downsample_mask(checker, (2, 2)).flatten().tolist() == [0.5] * 4  # nearest: 1 or 0
+    assert nstlib.masks.downsample_mask(checker, (4, 4)).flatten().tolist() == checker.flatten().tolist()
+
+
+def test_masks_masked_gram_matrix_batches_small_areas_and_errors():
+    from nstlib.masks import masked_gram_matrix
+    # B = 2, C = 3, 1 x 2 positions. Image 0: F = [[1, 2], [0, 1], [3, 0]], mask [0.5, 0]:
+    #   sum m = 0.5 (< 1: not clamped up to 1); G_ij = 0.5 F_i0 F_j0 / (3 * 0.5) = F_i0 F_j0 / 3
+    # Image 1: F = [[1, 1], [2, 0], [0, 1]], mask [1, 1]: G = F F^T / (3 * 2)
+    f = torch.tensor([[[1.0, 2.0], [0.0, 1.0], [3.0, 0.0]], [[1.0, 1.0], [2.0, 0.0], [0.0, 1.0]]]).reshape(2, 3, 1, 2)
+    m = torch.tensor([[0.5, 0.0], [1.0, 1.0]]).reshape(2, 1, 1, 2)
+    g = masked_gram_matrix(f, m)
+    c0 = [1.0, 0.0, 3.0]
+    g0 = [[a * b / 3 for b in c0] for a in c0]
+    g1 = [[2 / 6, 2 / 6, 1 / 6], [2 / 6, 4 / 6, 0.0], [1 / 6, 0.0, 1 / 6]]
+    assert g.shape == (2, 3, 3)
+    for got, want in ((g[0], g0), (g[1], g1)):
+        assert got.flatten().tolist() == pytest.approx([x for row in want for x in row], abs=1e-6)
+    # the result has the features' dtype (a float32 mask with bfloat16 features)
+    assert masked_gram_matrix(f.bfloat16(), m).dtype == torch.bfloat16
+    # bad shapes: the message names both shapes
+    for feats, mask in ((f[0], m[:1]), (f, m[:, :, :, :1]), (f, m[0])):
+        with pytest.raises(ValueError, match=rf"^masked_gram_matrix: features {re.escape(str(tuple(feats.shape)))} "
+                                             rf"and mask {re.escape(str(tuple(mask.shape)))} must be \[B, C, H, W\]"):
+            masked_gram_matrix(feats, mask)
+
+
+def test_masks_masked_style_loss_by_hand():
+    from nstlib.masks import masked_style_loss
+    # layer a: 1 channel, 1 x 2, F = [2, 1]; layer b: 1 channel, 1 x 1, F = [3].
+    feats = {"a": torch.tensor([2.0, 1.0]).reshape(1, 1, 1, 2), "b": torch.tensor([3.0]).reshape(1, 1, 1, 1)}
+    targets = {"a": torch.tensor([[[1.0]]]), "b": torch.tensor([[[4.0]]])}
+    mask = torch.tensor([[0.5, 0.0]]).reshape(1, 1, 1, 2)
+    # a: G = 0.5 * 4 / 0.5 = 4, (4 - 1)^2 = 9. b: mask area-averaged to 0.25 (> 0 but < 1),
+    # G = 0.25 * 9 / 0.25 = 9, (9 - 4)^2 = 25. Weights: a 2.0, b the default 1.
+    loss = masked_style_loss(feats, targets, mask, {"a": 2.0})
+    assert float(loss) == pytest.approx(2 * 9 + 25)
+    assert float(masked_style_loss(feats, targets, mask)) == pytest.approx(9 + 25)
+    # an empty mask adds nothing, even with a target far from zero
+    assert float(masked_style_loss(feats, targets, torch.zeros(1, 1, 1, 2))) == 0.0
+    with pytest.raises(KeyError, match=r"masked_style_loss: no features for layer 'c'; extract it too"):
+        masked_style_loss(feats, {"c": targets["a"]}, mask)
+
+
+# ---------------------------------------------------------------- objective: a fake extractor, by hand
+class _Identity:
+    """An extractor whose every layer is the image itself ([B, 3, H, W] features)."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, img: torch.Tensor, layers) -> dict:
+        return {n: img for n in layers}
+
+
+def _two_pixels(p0, p1) -> torch.Tensor:
+    return torch.tensor([p0, p1], dtype=torch.float32).T.reshape(1, 3, 1, 2)
+
+
+def test_objective_mask_and_style_outside_by_hand():
+    img = _two_pixels((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    zero_style = torch.zeros(1, 3, 1, 2)  # Gram 0
+    mask = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    # inside: G = p0 p0^T / (3 * 1) = diag(1/3, 0, 0), mean of squares over 9 entries = 1/81;
+    # outside (1 - mask selects p1): diag(0, 1/3, 0), also 1/81. Unmasked it would be
+    # G = diag(1/6, 1/6, 0): 2/36/9 = 1/162.
+    inside = nstlib.Objective(_Identity(), None, zero_style, [], ["a"], 0.0, 1.0, 0.0, mask=mask)  # type: ignore[arg-type]
+    assert float(inside(img)["style"]) == pytest.approx(1 / 81)
+    both = nstlib.Objective(_Identity(), None, zero_style, [], ["a"], 0.0, 1.0, 0.0, mask=mask,  # type: ignore[arg-type]
+                            style_outside=zero_style)
+    assert float(both(img)["style"]) == pytest.approx(2 / 81)
+    plain = nstlib.Objective(_Identity(), None, zero_style, [], ["a"], 0.0, 1.0, 0.0)  # type: ignore[arg-type]
+    assert float(plain(img)["style"]) == pytest.approx(1 / 162)
+
+
+def test_objective_style_per_image_by_hand_and_its_errors():
+    s0 = torch.zeros(1, 3, 1, 2)                          # Gram 0
+    s1 = _two_pixels((1.0, 0.0, 0.0), (1.0, 0.0, 0.0))   # Gram diag(2/6, 0, 0) = diag(1/3, 0, 0)
+    img = torch.zeros(2, 3, 1, 2)
+    obj = nstlib.Objective(_Identity(), None, [s0, s1], [], ["a"], 0.0, [1.0, 1.0], 0.0,  # type: ignore[arg-type]
+                           style_per_image=True)
+    # image 0 against s0 alone: 0; image 1 against s1 alone: (1/3)^2 / 9 = 1/81 (the blend would give 1/324 each)
+    assert obj(img)["per_image"].tolist() == pytest.approx([0.0, 1 / 81])
+    with pytest.raises(ValueError, match=r"^style_per_image needs one style image per image of the batch \(2\), "
+                                         r"got 2 and a blend$"):
+        nstlib.Objective(_Identity(), None, [s0, s1], [], ["a"], 0.0, [1.0, 1.0], 0.0,  # type: ignore[arg-type]
+                         style_per_image=True, style_blend=[1, 1])
+    with pytest.raises(ValueError, match=r"^style_per_image needs one style image per image of the batch \(3\), "
+                                         r"got 2$"):
+        nstlib.Objective(_Identity(), None, [s0, s1], [], ["a"], 0.0, [1.0, 1.0, 1.0], 0.0,  # type: ignore[arg-type]
+                         style_per_image=True)

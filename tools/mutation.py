@@ -52,8 +52,8 @@ MODULES = {
               "tests/test_beyond.py", "-k", "(mask or gram) and not playground and not cli"],
     "styles": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
                "-k", "blend or style_scale or styles or target or weights"],
-    "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_speed.py",
-                  "tests/test_transfer.py"],
+    "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
+                  "tests/test_speed.py", "tests/test_transfer.py"],
     "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py"],
     "image": ["tests/test_image.py", "tests/test_mutation_kills.py"],
     # rewritten by the run-spec work (issue 14): run these last, against the public API tests
