@@ -161,8 +161,9 @@ def build_spec(args: argparse.Namespace, styles: Sequence[str]) -> Transfer:
     scales, steps = args.scales, args.steps
     if scales is None and not isinstance(steps, tuple):
         size = args.size if args.size is not None else default_size(resolve_device(args.device))
-        scales, steps = auto_scales(size, steps or default_steps(args.optimizer), args.optimizer)
-        steps = args.steps if scales is None else steps
+        auto, auto_steps = auto_scales(size, steps or default_steps(args.optimizer), args.optimizer)
+        if auto is not None:
+            scales, steps = auto, auto_steps
     return Transfer(args.content, styles[0] if len(styles) == 1 else tuple(styles),
                     content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
                     content_layers=args.content_layers, style_layers=args.style_layers,
