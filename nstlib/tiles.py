@@ -101,9 +101,34 @@ def at_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
     return f[..., r[2] // s:r[3] // s, c[2] // s:c[3] // s]
 
 
+class _Core(torch.autograd.Function):
+    """``f[..., rows, cols]`` as a dense tensor in ``f``'s memory layout, whose backward writes the
+    gradient into zeros of that layout. (Autograd's slice backward allocates its zeros NCHW: for
+    channels-last features every tap's gradient then changes layout twice, and adding it to the
+    next layer's channels-last gradient is a strided sum; measured, that was a fifth of a tiled
+    evaluation on the CPU: docs/benchmarks.md, "Large images: tiling".)"""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, rows: slice, cols: slice) -> torch.Tensor:  # type: ignore[override]
+        fmt = torch.channels_last if f.dim() == 4 and f.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        ctx.meta = f.shape, fmt, rows, cols
+        return f[..., rows, cols].contiguous(memory_format=fmt)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        shape, fmt, rows, cols = ctx.meta
+        out = torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=fmt).zero_()
+        out[..., rows, cols] = grad
+        return out, None, None
+
+
 def crop_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
-    """The core positions of a crop's features at stride ``s``."""
-    return f[..., (r[2] - r[0]) // s:(r[3] - r[0]) // s, (c[2] - c[0]) // s:(c[3] - c[0]) // s]
+    """The core positions [B, C, h, w] of a crop's features ``f`` [B, C, H, W] at stride ``s``, dense
+    in ``f``'s memory layout (a copy; its gradient flows back into ``f``)."""
+    rows = slice((r[2] - r[0]) // s, (r[3] - r[0]) // s)
+    cols = slice((c[2] - c[0]) // s, (c[3] - c[0]) // s)
+    return _Core.apply(f, rows, cols)
 
 
 def tv_core(x: torch.Tensor, grad: torch.Tensor, r: Span, c: Span, gamma: float) -> torch.Tensor:

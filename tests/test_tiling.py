@@ -12,7 +12,7 @@ import torch
 import nstlib
 from nstlib.checkpoint import bytes_per_pixel, checkpointed
 from nstlib.objective import Objective
-from nstlib.tiles import auto_tile, halo_and_stride, tile_spans
+from nstlib.tiles import auto_tile, crop_core, halo_and_stride, tile_spans
 from nstlib.tiling import SMALL_HALO_GRAD_ERROR, TiledObjective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -114,6 +114,24 @@ def test_tv_seams_are_exact():
     want = want.detach()
     got, g = _tiled(obj, x0)
     assert abs(got["tv"] - float(want)) <= 1e-6 * float(want) and _rel(g, x.grad) <= 1e-6
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+def test_crop_core_is_the_slice_and_keeps_the_layout_of_its_gradient(fmt):
+    # a crop spanning rows 10..40 and columns 0..30 of the image, its core rows 18..34, columns 0..22,
+    # at stride 2: feature rows 4..12, columns 0..11 (by hand)
+    f = torch.randn(1, 5, 15, 15).contiguous(memory_format=fmt).requires_grad_(True)
+    core = crop_core(f, (10, 40, 18, 34), (0, 30, 0, 22), 2)
+    assert torch.equal(core, f.detach()[..., 4:12, 0:11])
+    assert core.is_contiguous(memory_format=fmt)
+    seen = []
+    f2 = f * 1.0  # an inner node: its gradient is what the layer below receives
+    f2.register_hook(lambda g: seen.append(g.is_contiguous(memory_format=fmt)))
+    w = torch.randn(1, 5, 8, 11)
+    (crop_core(f2, (10, 40, 18, 34), (0, 30, 0, 22), 2) * w).sum().backward()
+    expected = torch.zeros(1, 5, 15, 15)
+    expected[..., 4:12, 0:11] = w
+    assert torch.equal(f.grad, expected) and seen == [True]
 
 
 def test_halo_and_stride_by_hand():
