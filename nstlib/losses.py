@@ -61,9 +61,10 @@ def _mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _gram_operand(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``features`` [B, C, H, W] as a matrix without a copy where possible: [B, H*W, C] (an NHWC
-    view, ``True``) for channels-last features, else [B, C, H*W] (``False``)."""
+    view, ``True``) for channels-last features (a spatial window of them: an NHWC copy), else
+    [B, C, H*W] (``False``)."""
     b, c, h, w = features.shape
-    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+    if c > 1 and features.stride(1) == 1:  # channels innermost: channels-last, or a window of it
         return features.permute(0, 2, 3, 1).reshape(b, h * w, c), True
     return features.reshape(b, c, h * w), False
 

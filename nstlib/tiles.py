@@ -102,8 +102,8 @@ def at_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
 
 
 class _Core(torch.autograd.Function):
-    """``f[..., rows, cols]`` as a dense tensor in ``f``'s memory layout, whose backward writes the
-    gradient into zeros of that layout. (Autograd's slice backward allocates its zeros NCHW: for
+    """``f[..., rows, cols]`` (a view), whose backward writes the gradient into zeros of ``f``'s
+    memory layout. (Autograd's slice backward allocates its zeros NCHW: for
     channels-last features every tap's gradient then changes layout twice, and adding it to the
     next layer's channels-last gradient is a strided sum; measured, that was a fifth of a tiled
     evaluation on the CPU: docs/benchmarks.md, "Large images: tiling".)"""
@@ -113,7 +113,7 @@ class _Core(torch.autograd.Function):
         fmt = torch.channels_last if f.dim() == 4 and f.is_contiguous(memory_format=torch.channels_last) \
             else torch.contiguous_format
         ctx.meta = f.shape, fmt, rows, cols
-        return f[..., rows, cols].contiguous(memory_format=fmt)
+        return f[..., rows, cols]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
@@ -124,8 +124,8 @@ class _Core(torch.autograd.Function):
 
 
 def crop_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
-    """The core positions [B, C, h, w] of a crop's features ``f`` [B, C, H, W] at stride ``s``, dense
-    in ``f``'s memory layout (a copy; its gradient flows back into ``f``)."""
+    """The core positions [B, C, h, w] of a crop's features ``f`` [B, C, H, W] at stride ``s``: a
+    view, whose gradient flows back into ``f`` in ``f``'s memory layout."""
     rows = slice((r[2] - r[0]) // s, (r[3] - r[0]) // s)
     cols = slice((c[2] - c[0]) // s, (c[3] - c[0]) // s)
     return _Core.apply(f, rows, cols)

@@ -117,13 +117,17 @@ def test_tv_seams_are_exact():
 
 
 @pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
-def test_crop_core_is_the_slice_and_keeps_the_layout_of_its_gradient(fmt):
+def test_crop_core_is_a_window_whose_gradient_keeps_the_layout(fmt):
     # a crop spanning rows 10..40 and columns 0..30 of the image, its core rows 18..34, columns 0..22,
     # at stride 2: feature rows 4..12, columns 0..11 (by hand)
     f = torch.randn(1, 5, 15, 15).contiguous(memory_format=fmt).requires_grad_(True)
     core = crop_core(f, (10, 40, 18, 34), (0, 30, 0, 22), 2)
     assert torch.equal(core, f.detach()[..., 4:12, 0:11])
-    assert core.is_contiguous(memory_format=fmt)
+    assert core.untyped_storage().data_ptr() == f.untyped_storage().data_ptr()  # a window: no copy kept
+    # the Gram matrix of the window (NHWC operand for channels-last) against einsum on a dense copy
+    dense = f.detach()[..., 4:12, 0:11].contiguous()
+    expected_gram = torch.einsum("bchw,bdhw->bcd", dense, dense) / dense[0].numel()
+    assert torch.allclose(nstlib.gram_matrix(core), expected_gram, rtol=1e-5, atol=1e-6)
     seen = []
     f2 = f * 1.0  # an inner node: its gradient is what the layer below receives
     f2.register_hook(lambda g: seen.append(g.is_contiguous(memory_format=fmt)))
