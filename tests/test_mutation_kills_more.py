@@ -217,4 +217,175 @@ def test_multiscale_uses_the_given_network_or_builds_one_for_every_stage(relu1_v
     import sys
     if "mutmut.mutation.trampoline" not in sys.modules:  # mutmut's trampolines add a frame to every call
         # the warning points at the line that called nstlib.run (in _three_stages), as a single-scale run's does
-        assert [r.filename for r in w if r.category is nstlib.RandomWeightsWarning] == [__file__]
+        import linecache
+        at = [(r.filename, linecache.getline(r.filename, r.lineno).strip()) for r in w
+              if r.category is nstlib.RandomWeightsWarning]
+        assert len(at) == 1 and at[0][0] == __file__ and at[0][1].startswith("return nstlib.run("), at
+
+
+# ---------------------------------------------------------------- objective: a fake extractor, by hand
+class _Identity:
+    """An extractor whose every layer is the image itself ([B, 3, H, W] features), on ``device``."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def __call__(self, img: torch.Tensor, layers) -> dict:
+        return {n: img for n in layers}
+
+
+def test_objective_a_term_without_weight_or_image_is_left_out():
+    ones, zeros = torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    # content given, content weight 0 (TV only): the content term is neither computed nor reported.
+    # Computed, it would be mean((1 - 0)^2) = 1.
+    obj = nstlib.Objective(_Identity(), zeros, None, ["a"], [], 0.0, 0.0, 1.0)  # type: ignore[arg-type]
+    assert float(obj(ones)["content"]) == 0.0
+    # a content weight but no content image (None): no content term (and no error)
+    obj = nstlib.Objective(_Identity(), None, None, ["a"], [], 1.0, 0.0, 1.0)  # type: ignore[arg-type]
+    assert float(obj(ones)["content"]) == 0.0 and float(obj(ones)["total"]) == 0.0  # TV of a flat image
+    # style given, style weight 0: no style term. Computed: G(ones) = 4/(3 * 4) = 1/3 in all 9 entries,
+    # G(zeros) = 0: mean of squares 1/9.
+    obj = nstlib.Objective(_Identity(), None, zeros, [], ["a"], 0.0, 0.0, 1.0)  # type: ignore[arg-type]
+    assert float(obj(ones)["style"]) == 0.0
+    # a style weight but no style image: no style term
+    obj = nstlib.Objective(_Identity(), None, None, [], ["a"], 0.0, 1.0, 1.0)  # type: ignore[arg-type]
+    assert float(obj(ones)["style"]) == 0.0
+    # switched on later, the style term gets its targets then: 1/9 as worked out above
+    obj = nstlib.Objective(_Identity(), None, zeros, [], ["a"], 0.0, 0.0, 1.0)  # type: ignore[arg-type]
+    obj.set_weights(style_weight=2.0)
+    assert float(obj(ones)["style"]) == pytest.approx(1 / 9) and float(obj(ones)["total"]) == pytest.approx(2 / 9)
+
+
+def test_objective_per_image_weights_stay_float32():
+    import numpy as np
+    # float64 weights (a numpy array) do not turn the losses into float64 (MPS has none)
+    obj = nstlib.Objective(_Identity(), None, None, [], [], 0.0, 0.0, np.array([1.0, 2.0]))  # type: ignore[arg-type]
+    img = torch.zeros(2, 3, 2, 2)
+    img[1, :, :, 1] = 1.0  # image 1: a ramp 0, 1 along the width: TV 0.5 (as in test_mutation_kills); image 0 flat
+    out = obj(img)
+    assert out["per_image"].dtype == torch.float32 and out["per_image"].tolist() == [0.0, 2.0 * 0.5]
+
+
+def test_objective_per_image_weights_refuse_a_mask():
+    with pytest.raises(ValueError, match=r"^per-image weights do not support a mask; run masked transfers one at "
+                                         r"a time$"):
+        nstlib.Objective(_Identity(), None, torch.zeros(1, 3, 1, 2), [], ["a"], 0.0, [1.0, 2.0], 0.0,  # type: ignore[arg-type]
+                         mask=torch.ones(1, 1, 1, 2))
+
+
+# ---------------------------------------------------------------- transfer: options reach the run's spec
+def test_transfer_stylize_passes_every_option_to_the_spec(relu1_vgg):
+    content, mask = _noise(4, 8, seed=7), torch.ones(4, 8)
+    res = nstlib.stylize(content, [_noise(8, 8, seed=6), _noise(8, 8, seed=8)], content_weight=2.0, style_weight=3.0,
+                         tv_weight=0.5, content_layers="relu1_1", style_layers=["relu1_1"],
+                         style_layer_weights={"relu1_1": 0.5}, optimizer="adam", steps=2, lr=0.01, init="noise",
+                         weights=None, extractor=relu1_vgg, size=8, seed=7, every=1, device="cpu",
+                         preserve_color="histogram", style_blend=[1, 3], style_scale=0.5, mask=mask,
+                         style_outside=_noise(8, 8, seed=9), checkpoint=True, lbfgs_history=7)
+    s = res.spec
+    assert (s.content_weight, s.style_weight, s.tv_weight) == (2.0, 3.0, 0.5)
+    assert s.content_layers == ("relu1_1",) and s.style_layers == ("relu1_1",)
+    assert dict(s.style_layer_weights) == {"relu1_1": 0.5}
+    assert (s.optimizer, s.steps, s.lr, s.init, s.weights, s.size, s.seed, s.every) == \
+        ("adam", 2, 0.01, "noise", None, 8, 7, 1)
+    assert s.device == torch.device("cpu") and s.preserve_color == "histogram"
+    assert s.style_blend == (0.25, 0.75) and s.style_scale == 0.5 and s.mask is mask
+    assert s.style_outside is not None and s.checkpoint is True and s.lbfgs_history == 7
+    assert len(res.history) == 2 and tuple(res.image.shape) == (1, 3, 4, 8)
+    res = nstlib.stylize(content, _noise(8, 8, seed=6), content_layers="relu1_1", style_layers="relu1_1",
+                         extractor=relu1_vgg, optimizer="adam", steps=1, size=8, scales=[4, 8],
+                         tile="auto", max_memory=123456789)
+    assert (res.spec.scales, res.spec.tile, res.spec.max_memory) == ((4, 8), "auto", 123456789)
+    assert [h["size"] for h in res.history] == [4, 8]
+
+
+def test_transfer_stylize_defaults_and_the_extractors_settings():
+    # a VGG16 with average pooling: stylize takes arch, pooling, precision and device from it, so
+    # a device this machine lacks (cuda:3) is overridden rather than refused
+    ext = nstlib.VGGFeatures("vgg16", ["relu1_1"], pooling="avg", weights=None, device="cpu")
+    res = nstlib.stylize(_noise(4, 8, seed=7), _noise(8, 8, seed=6), content_layers="relu1_1",
+                         style_layers="relu1_1", extractor=ext, steps=1, size=8, device="cuda:3")
+    s = res.spec
+    assert (s.arch, s.pooling, s.precision, s.device) == ("vgg16", "avg", "fp32", torch.device("cpu"))
+    # docs/defaults.md: alpha 1, beta 1e4, gamma 44; L-BFGS from the content image, seed 0
+    assert (s.content_weight, s.style_weight, s.tv_weight) == (1.0, 1e4, 44.0)
+    assert (s.optimizer, s.init, s.seed, s.style_scale, s.weights) == ("lbfgs", "content", 0, 1.0, "imagenet")
+    assert (s.checkpoint, s.lbfgs_history, s.preserve_color, s.style_blend, s.scales, s.tile, s.max_memory) == \
+        (False, None, None, None, None, None, None)
+    assert s.style_layer_weights is None and s.mask is None and s.style_outside is None and s.every is None
+
+
+def test_transfer_run_takes_the_extractors_network_and_warns_at_the_callers_line(monkeypatch):
+    import linecache
+    import sys
+    from nstlib import transfer
+    ext = nstlib.VGGFeatures("vgg16", ["relu1_1"], pooling="avg", weights=None, device="cpu")
+    spec = nstlib.Transfer(_noise(4, 8, seed=7), _noise(8, 8, seed=6), content_layers="relu1_1",
+                           style_layers="relu1_1", steps=1, size=8, optimizer="adam")
+    loaded = []
+    real = transfer.load_inputs
+    monkeypatch.setattr(transfer, "load_inputs", lambda sp, device: loaded.append(device) or real(sp, device))
+    with pytest.warns(nstlib.RandomWeightsWarning) as w:
+        res = nstlib.run(spec, extractor=ext)  # the warning points here
+    assert (res.spec.arch, res.spec.pooling, res.params["weights"]) == ("vgg16", "avg", "random (seed 0)")
+    assert loaded == [torch.device("cpu")]
+    if "mutmut.mutation.trampoline" not in sys.modules:  # mutmut's trampolines add a frame to every call
+        at = [(r.filename, linecache.getline(r.filename, r.lineno).strip()) for r in w
+              if r.category is nstlib.RandomWeightsWarning]
+        assert len(at) == 1 and at[0][0] == __file__ and at[0][1].startswith("res = nstlib.run(spec"), at
+
+
+def test_transfer_reconstruct_content_or_style_alone(relu1_vgg):
+    target = _noise(4, 8, seed=7)
+    kw = dict(extractor=relu1_vgg, size=8, seed=3, steps=2)
+    s = nstlib.reconstruct(target, "relu1_1", **kw).spec  # kind="content", L-BFGS from noise by default
+    assert (s.content_weight, s.style_weight, s.tv_weight, s.style) == (1.0, 0.0, 0.0, None)
+    assert (s.content_layers, s.style_layers, s.optimizer, s.init, s.seed, s.size, s.steps) == \
+        (("relu1_1",), (), "lbfgs", "noise", 3, 8, 2)
+    s = nstlib.reconstruct(target, ["relu1_1"], "style", optimizer="adam", lr=0.02, init="content",
+                           style_layer_weights={"relu1_1": 2.0}, **kw).spec
+    assert (s.content_weight, s.style_weight, s.tv_weight, s.style is target) == (0.0, 1e4, 0.0, True)
+    assert (s.content_layers, s.style_layers, s.optimizer, s.lr, s.init) == ((), ("relu1_1",), "adam", 0.02, "content")
+    assert dict(s.style_layer_weights) == {"relu1_1": 2.0}
+    with pytest.raises(ValueError, match=r"^unknown kind 'texture'; choose 'content' or 'style'$"):
+        nstlib.reconstruct(target, "relu1_1", "texture", **kw)
+
+
+def _pair(p0, p1) -> torch.Tensor:
+    """[1, 3, 1, 2]: two pixels."""
+    return torch.tensor([p0, p1], dtype=torch.float32).T.reshape(1, 3, 1, 2)
+
+
+def test_objective_masked_style_uses_the_layer_weights_and_switches_off():
+    img = _pair((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    zero_style, mask = torch.zeros(1, 3, 1, 2), torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    # as in test_mutation_kills_core: inside the mask 1/81 per layer, outside (1 - mask) 1/81 too;
+    # layer "a" weighted 2, layer "b" 1 (the default): 2/81 + 1/81 inside, the same outside
+    obj = nstlib.Objective(_Identity(), None, zero_style, [], ["a", "b"], 0.0, 1.0, 0.0, {"a": 2.0},  # type: ignore[arg-type]
+                           mask=mask)
+    assert float(obj(img)["style"]) == pytest.approx(3 / 81)
+    obj = nstlib.Objective(_Identity(), None, zero_style, [], ["a", "b"], 0.0, 1.0, 0.0, {"a": 2.0},  # type: ignore[arg-type]
+                           mask=mask, style_outside=zero_style)
+    assert float(obj(img)["style"]) == pytest.approx(6 / 81)
+    # the style weight set to 0 later: no style term (its targets kept, not used)
+    obj.set_weights(content_weight=1.0, style_weight=0.0)
+    assert float(obj(img)["style"]) == 0.0 and float(obj(img)["total"]) == 0.0  # no content image either
+
+
+def test_objective_per_image_terms_are_sums_over_the_batch():
+    # per-image weights [1, 2] on TV only, no content or style: per image [alpha_b * 0 + ... + gamma_b * tv_b]
+    img = torch.zeros(2, 3, 2, 2)
+    img[0, :, :, 1] = 1.0  # a step of 1 along the width: TV 0.5 * (0 + 1) = 0.5
+    img[1, :, 1, :] = 2.0  # a step of 2 along the height: TV 0.5 * (2 + 0) = 1, weighted 2
+    out = nstlib.Objective(_Identity(), None, None, [], [], 0.0, 0.0, [1.0, 2.0])(img)  # type: ignore[arg-type]
+    assert sorted(out) == ["content", "per_image", "style", "total", "tv"]
+    assert out["per_image"].tolist() == [0.5, 2.0] and float(out["total"]) == 2.5
+    assert float(out["tv"]) == 1.5 and float(out["content"]) == 0.0 and float(out["style"]) == 0.0
+    # content term per image against a shared target of zeros: half the values 1 (image 0) or 2 (image 1),
+    # mean squares 1/2 and 4/2
+    obj = nstlib.Objective(_Identity(), torch.zeros(1, 3, 2, 2), None, ["a"], [], [1.0, 1.0], 0.0, 0.0)  # type: ignore[arg-type]
+    out = obj(img)
+    assert out["per_image"].tolist() == [0.5, 2.0] and float(out["content"]) == 2.5
+    # weights per image but no term in use at all: still one total per image
+    out = nstlib.Objective(_Identity(), None, None, [], [], [1.0, 1.0], 0.0, 0.0)(img)  # type: ignore[arg-type]
+    assert out["per_image"].tolist() == [0.0, 0.0]
