@@ -389,3 +389,170 @@ def test_objective_per_image_terms_are_sums_over_the_batch():
     # weights per image but no term in use at all: still one total per image
     out = nstlib.Objective(_Identity(), None, None, [], [], [1.0, 1.0], 0.0, 0.0)(img)  # type: ignore[arg-type]
     assert out["per_image"].tolist() == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------- image
+def test_image_check_size_by_hand():
+    import numpy as np
+    from nstlib.image import check_size
+    assert check_size(None) is None and check_size(1) == 1 and check_size((1, 1)) == (1, 1)
+    got = check_size(np.int64(7))
+    assert got == 7 and type(got) is int
+    assert check_size([3.0, 5]) == (3, 5)
+    assert check_size(20000) == 20000 and check_size((20000, 20000)) == (20000, 20000)  # exactly 20000^2 px
+    bad = {
+        0: r"^size must be a positive int \(the longest side in px\) or \(H, W\), got 0$",
+        20001: r"^size=20001 is larger than nstlib handles \(at most 20000 px on a side\); use a smaller size$",
+        True: r"^size must be an int \(longest side\) or \(H, W\), got True$",
+        "12": r"^size must be an int \(longest side\) or \(H, W\), got '12'$",
+        (1, 2, 3): r"^size must be an int \(longest side\) or \(H, W\), got \(1, 2, 3\)$",
+        (1.5, 2): r"^size must be an int \(longest side\) or \(H, W\), got \(1\.5, 2\)$",
+        (5,): r"^size must be an int \(longest side\) or \(H, W\), got \(5,\)$",
+        (0, 5): r"^size must be positive, got \(0, 5\)$",
+        (5, 0): r"^size must be positive, got \(5, 0\)$",
+        (20000, 20001): r"^size=\(20000, 20001\) is larger than nstlib handles \(at most 400,000,000 pixels\); "
+                        r"use a smaller size$",
+    }
+    for size, message in bad.items():
+        with pytest.raises(ValueError, match=message):
+            check_size(size)
+
+
+def _pil_bilinear(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """A second resize: PIL's antialiased bilinear filter on each channel (float mode "F")."""
+    from PIL import Image
+    import numpy as np
+    chans = [np.asarray(Image.fromarray(c.numpy(), mode="F").resize((w, h), Image.BILINEAR)) for c in img[0]]
+    return torch.from_numpy(np.stack(chans))[None]
+
+
+def test_image_resize_by_hand_and_against_pil():
+    img = _noise(6, 12, 0.0, 1.0, seed=11)
+    # longest side 4: 6 x 12 -> 2 x 4; (3, 5) exactly; PIL's antialiased bilinear gives the same pixels
+    for size, hw in ((4, (2, 4)), ((3, 5), (3, 5))):
+        out = nstlib.resize(img, size)
+        assert tuple(out.shape[-2:]) == hw
+        assert torch.allclose(out, _pil_bilinear(img, *hw), atol=1e-5)
+    # the same size: the tensor itself; no size: the tensor itself
+    assert nstlib.resize(img, 12) is img and nstlib.resize(img, None) is img and nstlib.resize(img, (6, 12)) is img
+    # a side that rounds to 0 is 1 px: 1 x 12 to longest side 4 -> 1 x 4 (round(1/3) = 0)
+    assert tuple(nstlib.resize(_noise(1, 12), 4).shape[-2:]) == (1, 4)
+    # 3 x 8 to 4: scale 0.5, 1.5 rounds to 2 (Python's round): 2 x 4
+    assert tuple(nstlib.resize(_noise(3, 8), 4).shape[-2:]) == (2, 4)
+    # values stay as they are: a flat 0.25 image resized up and down stays 0.25; 1.0 stays 1.0
+    for v in (0.25, 1.0):
+        flat = torch.full((1, 3, 4, 6), v)
+        assert nstlib.resize(flat, 9).eq(v).all() and nstlib.resize(flat, 3).eq(v).all()
+    with pytest.raises(ValueError, match=r"^size must be positive, got \(0, 2\)$"):
+        nstlib.resize(img, (0, 2))
+
+
+def _png_bytes(h: int = 2, w: int = 3) -> bytes:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (255, 0, 0)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _png_header(w: int, h: int) -> bytes:
+    """A PNG declaring w x h pixels, RGB 8 bit, with an empty IDAT chunk (Pillow reads the header only)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+def test_image_sources_sizes_and_devices():
+    import io
+    png = _png_bytes()  # 2 x 3, pure red
+    red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 3)
+    for src in (png, bytearray(png), memoryview(png), io.BytesIO(png)):
+        assert torch.equal(nstlib.load_image(src, device="cpu"), red), type(src)
+    # size reaches every kind of source: longest side 6 -> 4 x 6, still red
+    from PIL import Image
+    for src in (png, Image.new("RGB", (3, 2), (255, 0, 0)), red.clone(), red[0].permute(1, 2, 0).numpy()):
+        out = nstlib.load_image(src, size=6, device="cpu")
+        assert tuple(out.shape) == (1, 3, 4, 6) and torch.allclose(out, red[..., :1, :1].expand(1, 3, 4, 6)), type(src)
+    # the device asked for ("meta" is never the default)
+    assert nstlib.load_image(png, device="meta").device.type == "meta"
+    out = nstlib.example("starry_night", 8, device="meta")
+    assert out.device.type == "meta" and max(out.shape[-2:]) == 8
+    with pytest.raises(nstlib.ImageError, match=r"^cannot load an image from a float; pass a path, a URL, an example "
+                                                r"name, bytes, a PIL image, a numpy array or a tensor$"):
+        nstlib.load_image(3.5)  # type: ignore[arg-type]
+
+
+def test_image_file_objects_and_paths_name_what_is_wrong(tmp_path):
+    import io
+    import re
+    path = tmp_path / "red.png"
+    path.write_bytes(_png_bytes())
+    f = open(path, "rb")
+    f.close()
+    with pytest.raises(nstlib.ImageError, match=r"^could not read " + re.escape(repr(str(path))) + r" \(.*closed "
+                                                r"file\.?\); open the file again in binary mode \('rb'\)$"):
+        nstlib.load_image(f)
+    with pytest.raises(nstlib.ImageError, match=r"^the StringIO input gave str, not bytes; open the file in binary "
+                                                r"mode \('rb'\)$"):
+        nstlib.load_image(io.StringIO("abc"))  # type: ignore[arg-type]
+    with pytest.raises(nstlib.ImageError, match=r"^the bytes input is empty \(0 bytes\); upload or read the image file "
+                                                r"again$"):
+        nstlib.load_image(b"")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with open(empty, "rb") as g, pytest.raises(nstlib.ImageError, match=r"^" + re.escape(repr(str(empty)))
+                                               + r" is empty \(0 bytes\)"):
+        nstlib.load_image(g)
+    with pytest.raises(nstlib.ImageError, match=r"^image file " + re.escape(repr(str(empty))) + r" is empty \(0 "
+                                                r"bytes\); re-copy or re-download it$"):
+        nstlib.load_image(empty)
+    with pytest.raises(nstlib.ImageError, match=r"^" + re.escape(repr(str(tmp_path))) + r" is a folder, not an image "
+                                                r"file; pass the path of a \.jpg or \.png file inside it$"):
+        nstlib.load_image(tmp_path)
+    with pytest.raises(nstlib.ImageError, match=r"^'~nosuchuser_zz/a\.png' is not a usable file path \(.+\); check the path$"):
+        nstlib.load_image("~nosuchuser_zz/a.png")  # no such user's home
+    assert nstlib.load_image(str(path), device="cpu").shape == (1, 3, 2, 3)  # a str path, as a Path
+
+
+def test_image_missing_files_and_examples_suggest_names():
+    with pytest.raises(nstlib.ImageError, match=r"^image file 'x/starry_night\.jpg' does not exist; check the path "
+                                                r"\(the bundled example of that name is 'starry_night', without "
+                                                r"folder or suffix\)$"):
+        nstlib.load_image("x/starry_night.jpg")
+    with pytest.raises(nstlib.ImageError, match=r"^image file 'starry_nite' does not exist; check the path, or use a "
+                                                r"bundled example such as 'starry_night'"):
+        nstlib.load_image("starry_nite")
+    with pytest.raises(nstlib.ImageError, match=r"^there is no bundled image 'starry_nite'; try 'starry_night'.* "
+                                                r"\(nstlib\.examples\(\) lists them all\)$"):
+        nstlib.example("starry_nite")
+
+
+def test_image_decode_errors_word_for_word(monkeypatch):
+    from PIL import Image
+    formats = "JPEG, MPO, PNG, GIF, BMP, DIB, TIFF, WEBP, PPM, TGA, ICO"
+    with pytest.raises(nstlib.ImageError, match=r"^the bytes input is not an image nstlib reads \(it decodes only "
+                       + formats + r"; is it really a \.jpg/\.png\? EPS/PDF files and iPhone \.heic photos must be "
+                       r"exported as JPEG\); open it in an image viewer and re-save it as PNG or JPEG$"):
+        nstlib.load_image(b"not an image at all")
+    with pytest.raises(nstlib.ImageError, match=r"^image the bytes input could not be decoded \(OSError: .{1,100}\); "
+                                                r"the file is probably truncated or damaged: re-download or re-export "
+                                                r"it$"):
+        nstlib.load_image(b"\x89PNG\r\n\x1a\n" + b"0" * 50)  # a PNG signature, then garbage
+    # 15000 x 15000 = 225 Mpx: over twice Pillow's bomb limit (about 89 Mpx)
+    with pytest.raises(nstlib.ImageError, match=r"^image the bytes input declares an enormous size \(a decompression "
+                                                r"bomb\?\); refusing to decode it\. Use a normal photo or shrink it "
+                                                r"first$"):
+        nstlib.load_image(_png_header(15000, 15000))
+    # 10000 x 10000 = 100 Mpx: only Pillow's warning, which nstlib turns into the same error
+    with pytest.raises(nstlib.ImageError, match=r"declares an enormous size"):
+        nstlib.load_image(_png_header(10000, 10000))
+    # Pillow's limit off: nstlib's own (20000^2 px) still refuses 20001 x 20000 before decoding
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    with pytest.raises(nstlib.ImageError, match=r"^image the bytes input is 20001x20000 pixels, too large to load "
+                                                r"safely; shrink it with an image editor first$"):
+        nstlib.load_image(_png_header(20001, 20000))
