@@ -313,6 +313,10 @@ def test_transfer_stylize_defaults_and_the_extractors_settings():
     assert (s.checkpoint, s.lbfgs_history, s.preserve_color, s.style_blend, s.scales, s.tile, s.max_memory) == \
         (False, None, None, None, None, None, None)
     assert s.style_layer_weights is None and s.mask is None and s.style_outside is None and s.every is None
+    # no extractor: stylize builds VGG19 with max pooling in float32 (a small one: relu1_1 only)
+    s = nstlib.stylize(_noise(4, 8, seed=7), _noise(8, 8, seed=6), content_layers="relu1_1",
+                       style_layers="relu1_1", weights=None, steps=1, size=8).spec
+    assert (s.arch, s.pooling, s.precision) == ("vgg19", "max", "fp32")
 
 
 def test_transfer_run_takes_the_extractors_network_and_warns_at_the_callers_line(monkeypatch):
@@ -342,11 +346,15 @@ def test_transfer_reconstruct_content_or_style_alone(relu1_vgg):
     assert (s.content_weight, s.style_weight, s.tv_weight, s.style) == (1.0, 0.0, 0.0, None)
     assert (s.content_layers, s.style_layers, s.optimizer, s.init, s.seed, s.size, s.steps) == \
         (("relu1_1",), (), "lbfgs", "noise", 3, 8, 2)
-    s = nstlib.reconstruct(target, ["relu1_1"], "style", optimizer="adam", lr=0.02, init="content",
-                           style_layer_weights={"relu1_1": 2.0}, **kw).spec
+    s = nstlib.reconstruct(target, "relu1_1", optimizer="adam", lr=0.03, **kw).spec
+    assert (s.optimizer, s.lr) == ("adam", 0.03)
+    res = nstlib.reconstruct(target, ["relu1_1"], "style", optimizer="adam", lr=0.02, init="content",
+                             style_layer_weights={"relu1_1": 2.0}, **kw)
+    s = res.spec
     assert (s.content_weight, s.style_weight, s.tv_weight, s.style is target) == (0.0, 1e4, 0.0, True)
     assert (s.content_layers, s.style_layers, s.optimizer, s.lr, s.init) == ((), ("relu1_1",), "adam", 0.02, "content")
     assert dict(s.style_layer_weights) == {"relu1_1": 2.0}
+    assert (s.seed, s.size, s.steps, res.params["weights"]) == (3, 8, 2, "random (seed 5)")
     with pytest.raises(ValueError, match=r"^unknown kind 'texture'; choose 'content' or 'style'$"):
         nstlib.reconstruct(target, "relu1_1", "texture", **kw)
 
