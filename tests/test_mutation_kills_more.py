@@ -322,6 +322,7 @@ def test_transfer_stylize_defaults_and_the_extractors_settings():
 def test_transfer_run_takes_the_extractors_network_and_warns_at_the_callers_line(monkeypatch):
     import linecache
     import sys
+
     from nstlib import transfer
     ext = nstlib.VGGFeatures("vgg16", ["relu1_1"], pooling="avg", weights=None, device="cpu")
     spec = nstlib.Transfer(_noise(4, 8, seed=7), _noise(8, 8, seed=6), content_layers="relu1_1",
@@ -402,6 +403,7 @@ def test_objective_per_image_terms_are_sums_over_the_batch():
 # ---------------------------------------------------------------- image
 def test_image_check_size_by_hand():
     import numpy as np
+
     from nstlib.image import check_size
     assert check_size(None) is None and check_size(1) == 1 and check_size((1, 1)) == (1, 1)
     got = check_size(np.int64(7))
@@ -428,8 +430,8 @@ def test_image_check_size_by_hand():
 
 def _pil_bilinear(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """A second resize: PIL's antialiased bilinear filter on each channel (float mode "F")."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
     chans = [np.asarray(Image.fromarray(c.numpy(), mode="F").resize((w, h), Image.BILINEAR)) for c in img[0]]
     return torch.from_numpy(np.stack(chans))[None]
 
@@ -522,7 +524,8 @@ def test_image_file_objects_and_paths_name_what_is_wrong(tmp_path):
     with pytest.raises(nstlib.ImageError, match=r"^" + re.escape(repr(str(tmp_path))) + r" is a folder, not an image "
                                                 r"file; pass the path of a \.jpg or \.png file inside it$"):
         nstlib.load_image(tmp_path)
-    with pytest.raises(nstlib.ImageError, match=r"^'~nosuchuser_zz/a\.png' is not a usable file path \(.+\); check the path$"):
+    with pytest.raises(nstlib.ImageError, match=r"^'~nosuchuser_zz/a\.png' is not a usable file path \(.+\); check "
+                                                r"the path$"):
         nstlib.load_image("~nosuchuser_zz/a.png")  # no such user's home
     assert nstlib.load_image(str(path), device="cpu").shape == (1, 3, 2, 3)  # a str path, as a Path
 

@@ -57,7 +57,7 @@ MODULES = {
     "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
                   "tests/test_speed.py", "tests/test_transfer.py", "tests/test_mutation_kills_more.py",
                   "-k", "not mixed_precision and not channels_last"],
-    "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_more.py"],
+    "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_vgg.py"],
     "image": ["tests/test_image.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_more.py"],
     # rewritten by the run-spec work (issue 14): run these last, against the public API tests
     "engine": ["tests/test_spec.py", "tests/test_survivors.py", "tests/test_hardening_run.py",
