@@ -317,6 +317,12 @@ def test_transfer_stylize_defaults_and_the_extractors_settings():
     s = nstlib.stylize(_noise(4, 8, seed=7), _noise(8, 8, seed=6), content_layers="relu1_1",
                        style_layers="relu1_1", weights=None, steps=1, size=8).spec
     assert (s.arch, s.pooling, s.precision) == ("vgg19", "max", "fp32")
+    # ... or the network asked for, and live weights reach the run (polled at steps 1 and 2)
+    polled = []
+    res = nstlib.stylize(_noise(4, 8, seed=7), _noise(8, 8, seed=6), content_layers="relu1_1",
+                         style_layers="relu1_1", weights=None, steps=2, size=8, optimizer="adam", arch="vgg16",
+                         pooling="avg", precision="bf16", controls=lambda step: polled.append(step))
+    assert (res.spec.arch, res.spec.pooling, res.spec.precision, polled) == ("vgg16", "avg", "bf16", [1, 2])
 
 
 def test_transfer_run_takes_the_extractors_network_and_warns_at_the_callers_line(monkeypatch):
