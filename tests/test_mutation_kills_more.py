@@ -573,3 +573,78 @@ def test_image_decode_errors_word_for_word(monkeypatch):
     with pytest.raises(nstlib.ImageError, match=r"^image the bytes input is 20001x20000 pixels, too large to load "
                                                 r"safely; shrink it with an image editor first$"):
         nstlib.load_image(_png_header(20001, 20000))
+
+
+def _jpeg_bytes(fmt: str = "JPEG", side: int = 64) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+    im = Image.fromarray((np.random.RandomState(0).rand(side, side, 3) * 255).astype("uint8"))
+    buf = io.BytesIO()
+    if fmt == "MPO":  # a two-frame MPO (a camera's multi-picture JPEG)
+        im.save(buf, format="MPO", save_all=True, append_images=[im.copy()])
+    else:
+        im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "MPO", "PNG"])
+def test_image_a_large_jpeg_is_decoded_at_reduced_scale(fmt, monkeypatch):
+    # size 8: Pillow's JPEG draft mode decodes the 64 x 64 image at 1/8 scale, 8 x 8 (the smallest DCT
+    # scale that still covers the (8, 8) box); other formats reach pil_to_array at full size
+    from nstlib import image
+    seen = []
+    real = image.pil_to_array
+
+    def spy(pil, name, size):
+        seen.append((pil.format, pil.size))
+        return real(pil, name, size)
+
+    monkeypatch.setattr(image, "pil_to_array", spy)
+    data = _jpeg_bytes(fmt)
+    out = nstlib.load_image(data, size=8, device="cpu")
+    assert tuple(out.shape) == (1, 3, 8, 8)
+    assert seen == [(fmt, (8, 8) if fmt != "PNG" else (64, 64))]
+    seen.clear()
+    nstlib.load_image(data, device="cpu")  # no size: full scale
+    assert seen == [(fmt, (64, 64))]
+
+
+def test_image_formats_outside_the_list_are_refused_and_the_pixel_limit_is_inclusive(monkeypatch):
+    from nstlib import image
+    # PCX: Pillow decodes it, nstlib does not (only FORMATS)
+    with pytest.raises(nstlib.ImageError, match=r"^the bytes input is not an image nstlib reads \(it decodes "
+                                                r"only JPEG"):
+        nstlib.load_image(_jpeg_bytes("PCX", 4))
+    monkeypatch.setattr(image, "MAX_PIXELS", 6)
+    assert tuple(nstlib.load_image(_png_bytes(2, 3), device="cpu").shape) == (1, 3, 2, 3)  # 6 px: at the limit
+    with pytest.raises(nstlib.ImageError, match=r"^image the bytes input is 4x2 pixels, too large to load safely"):
+        nstlib.load_image(_png_bytes(2, 4))
+
+
+@pytest.mark.parametrize("error, message", [
+    (PermissionError, r"^image file {name} cannot be read \(permission denied\); copy it to a folder of yours or "
+                      r"fix its permissions$"),
+    (MemoryError, r"^image {name} is too large to decode in memory; pass a smaller size= or shrink it with an image "
+                  r"editor first$"),
+])
+def test_image_permission_and_memory_errors_say_what_to_do(error, message, tmp_path, monkeypatch):
+    import re
+
+    from PIL import Image
+    path = tmp_path / "red.png"
+    path.write_bytes(_png_bytes())
+
+    def refuse(*a, **k):
+        raise error("refused")
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(nstlib.ImageError, match=message.replace("{name}", re.escape(repr(str(path))))):
+        nstlib.load_image(path)
+
+
+def test_image_resize_clamps_to_the_unit_range():
+    # values outside [0, 1] (a tensor from elsewhere) come out clamped: 1.5 -> 1, -0.5 -> 0
+    assert nstlib.resize(torch.full((1, 3, 4, 6), 1.5), 3).eq(1.0).all()
+    assert nstlib.resize(torch.full((1, 3, 4, 6), -0.5), 9).eq(0.0).all()
