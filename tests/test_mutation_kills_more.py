@@ -590,7 +590,7 @@ def _jpeg_bytes(fmt: str = "JPEG", side: int = 64) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "MPO", "PNG"])
-def test_image_a_large_jpeg_is_decoded_at_reduced_scale(fmt, monkeypatch):
+def test_image_a_large_jpeg_is_decoded_at_reduced_scale(fmt, monkeypatch, tmp_path):
     # size 8: Pillow's JPEG draft mode decodes the 64 x 64 image at 1/8 scale, 8 x 8 (the smallest DCT
     # scale that still covers the (8, 8) box); other formats reach pil_to_array at full size
     from nstlib import image
@@ -607,8 +607,11 @@ def test_image_a_large_jpeg_is_decoded_at_reduced_scale(fmt, monkeypatch):
     assert tuple(out.shape) == (1, 3, 8, 8)
     assert seen == [(fmt, (8, 8) if fmt != "PNG" else (64, 64))]
     seen.clear()
+    path = tmp_path / "a.img"
+    path.write_bytes(data)
+    nstlib.load_image(path, size=8, device="cpu")  # from a file as from bytes
     nstlib.load_image(data, device="cpu")  # no size: full scale
-    assert seen == [(fmt, (64, 64))]
+    assert seen == [(fmt, (8, 8) if fmt != "PNG" else (64, 64)), (fmt, (64, 64))]
 
 
 def test_image_formats_outside_the_list_are_refused_and_the_pixel_limit_is_inclusive(monkeypatch):
@@ -648,3 +651,61 @@ def test_image_resize_clamps_to_the_unit_range():
     # values outside [0, 1] (a tensor from elsewhere) come out clamped: 1.5 -> 1, -0.5 -> 0
     assert nstlib.resize(torch.full((1, 3, 4, 6), 1.5), 3).eq(1.0).all()
     assert nstlib.resize(torch.full((1, 3, 4, 6), -0.5), 9).eq(0.0).all()
+
+
+def test_image_sources_name_themselves_in_pixel_errors(tmp_path):
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+    with pytest.raises(nstlib.ImageError, match=r"^the float64 array has float values in \[2, 2\]; float images "
+                                                r"must lie in \[0, 1\]"):
+        nstlib.load_image(np.full((2, 2), 2.0))
+    hot = Image.fromarray(np.full((2, 2), 4e4, np.float32), mode="F")  # a float image far outside [0, 1]
+    with pytest.raises(nstlib.ImageError, match=r"^image the PIL image holds float pixels in \[4e\+04, 4e\+04\]; "):
+        nstlib.load_image(hot)
+    buf = io.BytesIO()
+    hot.save(buf, format="TIFF")
+    path = tmp_path / "hot.tif"
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(nstlib.ImageError, match=r"^image " + re.escape(repr(str(path))) + r" holds float pixels in "):
+        nstlib.load_image(path)
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 50)
+    with pytest.raises(nstlib.ImageError, match=r"^image " + re.escape(repr(str(damaged))) + r" could not be "
+                                                r"decoded \(OSError: "):
+        nstlib.load_image(damaged)
+
+
+def test_image_decoder_errors_are_quoted_up_to_100_characters(monkeypatch):
+    from PIL import Image
+
+    def broken(*a, **k):
+        raise ValueError("x" * 150)
+
+    monkeypatch.setattr(Image, "open", broken)
+    with pytest.raises(nstlib.ImageError, match=r"^image the bytes input could not be decoded "
+                                                r"\(ValueError: x{100}\); "):
+        nstlib.load_image(b"anything")
+
+
+@pytest.mark.parametrize("kind", ["bytes", "path", "PIL"])
+def test_image_a_large_image_is_box_reduced_before_resizing(kind, tmp_path):
+    # 64 x 64 to longest side 8: first an integer box reduction to >= 2 x 8 = 16 px (factor 64 // 16 = 4),
+    # then the antialiased bilinear resize 16 -> 8 (PIL's, on floats): not 64 -> 8 in one step
+    import io
+
+    import numpy as np
+    from PIL import Image
+    pil = Image.fromarray((np.random.RandomState(1).rand(64, 64, 3) * 255).astype("uint8"))
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    src = {"bytes": buf.getvalue(), "path": tmp_path / "a.png", "PIL": pil}[kind]
+    if kind == "path":
+        src.write_bytes(buf.getvalue())
+    small = torch.from_numpy(np.asarray(pil.reduce(4), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    want = _pil_bilinear(small, 8, 8)
+    direct = _pil_bilinear(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255).permute(2, 0, 1)[None], 8, 8)
+    assert float((want - direct).abs().max()) > 1e-3  # the two ways differ
+    assert torch.allclose(nstlib.load_image(src, size=8, device="cpu"), want, atol=1e-5)
