@@ -428,6 +428,7 @@ def test_image_check_size_by_hand():
         (5, 0): r"^size must be positive, got \(5, 0\)$",
         (20000, 20001): r"^size=\(20000, 20001\) is larger than nstlib handles \(at most 400,000,000 pixels\); "
                         r"use a smaller size$",
+        (40000, 20000): r"^size=\(40000, 20000\) is larger than nstlib handles",  # H * W, not W * W
     }
     for size, message in bad.items():
         with pytest.raises(ValueError, match=message):
