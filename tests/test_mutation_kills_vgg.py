@@ -126,6 +126,10 @@ def test_vgg_calibration_images_and_the_normalized_random_init(monkeypatch):
     a, b, c = _calibration_images(0, 24), _calibration_images(0, 24), _calibration_images(1, 24)
     assert tuple(a.shape) == (8, 3, 24, 24) and torch.equal(a, b) and not torch.allclose(a, c)
     assert a.amin(dim=(1, 2, 3)).tolist() == [0.0] * 8 and a.amax(dim=(1, 2, 3)).tolist() == pytest.approx([1.0] * 8)
+    # image-like: octaves from 3 px up, so neighbouring pixels are correlated (white noise: about 0)
+    d = a - a.mean(dim=(2, 3), keepdim=True)
+    corr = (d[..., 1:] * d[..., :-1]).mean() / (d ** 2).mean()
+    assert float(corr) > 0.2  # 0.36 here; seeded white noise of that size: 0.01
     monkeypatch.undo()
     # every channel's mean ReLU activation on the calibration images is 1, except channels below half
     # the layer's median, which are scaled as if at half the median (so below 1): the median is 1
