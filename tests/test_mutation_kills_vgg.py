@@ -96,7 +96,9 @@ def test_vgg_too_small_images_and_the_random_weights_warning():
     from nstlib.vgg import warn_if_random
     ext = nstlib.VGGFeatures(layers=["relu2_1"], weights=None, device="cpu", seed=4)
     with pytest.raises(nstlib.ImageError, match=r"^the image for layer\(s\) \['relu2_1'\] is \(1, 4\) px: too small "
-                                                r"for the layers in use, which need at least 2 px on each side "):
+                                                r"for the layers in use, which need at least 2 px on each side "
+                                                r"\(one halving per pooling before the deepest layer\); use a larger "
+                                                r"size$"):
         ext(torch.zeros(1, 3, 1, 4))
     assert tuple(ext(torch.zeros(1, 3, 2, 2))["relu2_1"].shape) == (1, 128, 1, 1)
 
@@ -143,3 +145,20 @@ def test_vgg_calibration_images_and_the_normalized_random_init(monkeypatch):
         assert float(mean.median()) == pytest.approx(1.0, abs=1e-4)
         assert int((mean - 1).abs().lt(1e-4).sum()) >= 33  # at least the channels at or above the median
         x = act
+
+
+def test_vgg_reduced_precision_gives_float32_features_and_the_float32_gradient():
+    outs = {}
+    for precision in ("fp32", "bf16", "fp16"):
+        ext = nstlib.VGGFeatures(layers=["relu1_1"], weights=None, device="cpu", precision=precision)
+        x = _noise(4, 4).requires_grad_(True)
+        f = ext(x)["relu1_1"]
+        f.sum().backward()
+        outs[precision] = (f.detach(), x.grad)
+    f32, g32 = outs["fp32"]
+    for precision in ("bf16", "fp16"):
+        f, g = outs[precision]
+        assert f.dtype == torch.float32 and not torch.equal(f, f32)  # computed in reduced precision, returned in fp32
+        assert torch.allclose(f, f32, rtol=0.05, atol=0.05)
+        # the same gradient up to rounding (fp16: the loss scale of 2^k is undone)
+        assert float((g - g32).norm() / g32.norm()) < 0.1
