@@ -153,7 +153,7 @@ def test_vgg_reduced_precision_gives_float32_features_and_the_float32_gradient()
         ext = nstlib.VGGFeatures(layers=["relu1_1"], weights=None, device="cpu", precision=precision)
         x = _noise(4, 4).requires_grad_(True)
         f = ext(x)["relu1_1"]
-        f.sum().backward()
+        f.mean().backward()  # a loss-sized gradient (a sum of ones, times fp16's loss scale, would overflow)
         outs[precision] = (f.detach(), x.grad)
     f32, g32 = outs["fp32"]
     for precision in ("bf16", "fp16"):
