@@ -84,7 +84,7 @@ def test_vgg_random_weights_sources_biases_and_memory_format(monkeypatch):
     monkeypatch.delenv("NSTLIB_WEIGHTS", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ext = nstlib.VGGFeatures(layers=["relu1_1"], weights="imagenet", device="cpu")
+        ext = nstlib.VGGFeatures(layers=["relu1_1"], device="cpu")  # weights="imagenet", the default
     if not ext.pretrained:  # no ImageNet weights in torch's cache: the offline fallback
         assert ext.weights_source == "random (seed 0, offline fallback)"
 
@@ -162,3 +162,10 @@ def test_vgg_reduced_precision_gives_float32_features_and_the_float32_gradient()
         assert torch.allclose(f, f32, rtol=0.05, atol=0.05)
         # the same gradient up to rounding (fp16: the loss scale of 2^k is undone)
         assert float((g - g32).norm() / g32.norm()) < 0.1
+
+
+def test_vgg_bad_arch_and_pooling_word_for_word():
+    with pytest.raises(ValueError, match=r"^unknown arch 'vgg11'; choose one of 'vgg16', 'vgg19'$"):
+        nstlib.VGGFeatures("vgg11", ["relu1_1"], weights=None)
+    with pytest.raises(ValueError, match=r"^unknown pooling 'min'; choose one of 'max', 'avg'$"):
+        nstlib.VGGFeatures(layers=["relu1_1"], pooling="min", weights=None)
