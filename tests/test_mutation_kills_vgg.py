@@ -169,3 +169,23 @@ def test_vgg_bad_arch_and_pooling_word_for_word():
         nstlib.VGGFeatures("vgg11", ["relu1_1"], weights=None)
     with pytest.raises(ValueError, match=r"^unknown pooling 'min'; choose one of 'max', 'avg'$"):
         nstlib.VGGFeatures(layers=["relu1_1"], pooling="min", weights=None)
+
+
+def test_vgg_names_close_matches_precision_auto_and_mismatched_weights():
+    from torchvision.models import vgg as tv
+
+    from nstlib.vgg import check_layers
+    names = nstlib.layer_names()  # vgg19: 16 convolutions (conv and relu taps) and 5 poolings
+    assert len(names) == 2 * 16 + 5 and names[-1] == "pool5" and "relu5_4" in names
+    with pytest.raises(ValueError, match=r"^unknown arch 'vgg11'; choose one of 'vgg16', 'vgg19'$"):
+        nstlib.layer_names("vgg11")
+    # 'xlu4x' is only 0.5 like 'relu4_*' (difflib's ratio 2 * 3 / 12): listed with a cutoff of 0.4
+    with pytest.raises(nstlib.LayerError, match=r"^unknown vgg19 layer 'xlu4x'; closest valid names: relu"):
+        check_layers(["xlu4x"], "vgg19")
+    assert nstlib.VGGFeatures(layers=["relu1_1"], weights=None, device="cpu", precision="auto").amp_dtype is None
+    state = tv.make_layers(tv.cfgs["E"]).state_dict()
+    state["0.weight"] = torch.zeros(64, 3, 5, 5)
+    with pytest.raises(nstlib.WeightsError, match=r"^weights from state dict do not fit vgg19: conv1_1 needs "
+                                                  r"\(64, 3, 3, 3\), the file has \(64, 3, 5, 5\) at features\.0; use "
+                                                  r"a torchvision vgg19 state dict$"):
+        nstlib.VGGFeatures(layers=["relu1_1"], weights=state, device="cpu")
