@@ -53,8 +53,9 @@ def coarse_to_fine(spec: Transfer, extractor: VGGFeatures | None = None, callbac
     for k, (side, n) in enumerate(zip(sides, counts)):
         stage = dataclasses.replace(spec, size=side, steps=n, init=init, scales=None)
         inputs = load_inputs(stage, spec.device)  # type: ignore[arg-type]
-        if k == 0:  # one network for every stage
-            extractor = build_extractor(spec, spec.device, extractor, stacklevel=5)  # type: ignore[arg-type]
+        if k == 0:  # one network for every stage; the warning points at run()'s caller (one frame more
+            # than in transfer.run: this function's)
+            extractor = build_extractor(spec, spec.device, extractor, stacklevel=6)  # type: ignore[arg-type]
         offset = done
         cb = None if callback is None else (lambda step, img, losses, o=offset: callback(o + step, img, losses))
         ctl = None if controls is None else (lambda step, o=offset: controls(o + step))

@@ -51,18 +51,22 @@ MODULES = {
     "masks": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
               "tests/test_beyond.py", "-k", "(mask or gram) and not playground and not cli"],
     "styles": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_beyond.py",
-               "-k", "blend or style_scale or styles or target or weights"],
+               "tests/test_mutation_kills_more.py", "-k", "blend or style_scale or styles or target or weights"],
+    # the mixed-precision and channels-last tests (10 of the 14 s a mutant costs) never reach the objective's
+    # arithmetic in a way the others do not: left out
     "objective": ["tests/test_survivors.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_core.py",
-                  "tests/test_speed.py", "tests/test_transfer.py"],
-    "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py"],
-    "image": ["tests/test_image.py", "tests/test_mutation_kills.py"],
+                  "tests/test_speed.py", "tests/test_transfer.py", "tests/test_mutation_kills_more.py",
+                  "-k", "not mixed_precision and not channels_last"],
+    "vgg": ["tests/test_vgg.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_vgg.py"],
+    "image": ["tests/test_image.py", "tests/test_mutation_kills.py", "tests/test_mutation_kills_more.py"],
     # rewritten by the run-spec work (issue 14): run these last, against the public API tests
     "engine": ["tests/test_spec.py", "tests/test_survivors.py", "tests/test_hardening_run.py",
                "tests/test_transfer.py", "tests/test_speed.py", "tests/test_mutation_kills_core.py", "-k",
                "test_spec or test_survivors or (test_hardening_run and not cli) or test_transfer"
                " or (test_speed and (sweep or batched or scales)) or (test_mutation_kills_core and engine)"],
-    "transfer": ["tests/test_survivors.py", "tests/test_transfer.py", "tests/test_hardening_run.py"],
-    "multiscale": ["tests/test_survivors.py", "tests/test_speed.py"],
+    "transfer": ["tests/test_survivors.py", "tests/test_transfer.py", "tests/test_hardening_run.py",
+                 "tests/test_mutation_kills_more.py"],
+    "multiscale": ["tests/test_survivors.py", "tests/test_speed.py", "tests/test_mutation_kills_more.py"],
 }
 STATUS = re.compile(r"^\s*(nstlib\.\S+): (.+)$")
 
