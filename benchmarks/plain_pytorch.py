@@ -10,6 +10,8 @@ after the last loss module, ``torch.optim.LBFGS`` with its defaults (``max_iter=
 ``.step``), clamping in the closure, and the *last* image returned. The weights are nstlib's (the
 same seeded random ones offline) loaded into torchvision's network, so both sides compute the same
 function; the one thing added to the tutorial is a TV term for nstlib's default configuration.
+nstlib runs ``stylize`` at one scale (fp32; bf16 with ``--bf16``) and, where the CLI's default run
+differs (coarse to fine from ``nstlib.multiscale.AUTO_SCALES_FROM`` px), that run too ("cli").
 
     python benchmarks/measure.py plain 256 --config tutorial --steps 100
     python benchmarks/plain_pytorch.py 256 --config tutorial --steps 100 --device cuda   # the same
@@ -31,6 +33,7 @@ import torchvision
 from common import sync  # benchmarks/common.py
 
 import nstlib
+from nstlib.multiscale import AUTO_COARSE_STEPS, auto_scales
 
 #: (content layers, style layers, content weight, style weight, tv weight), in the paper's names.
 CONFIGS = {
@@ -219,19 +222,24 @@ def difference(a: torch.Tensor, b: torch.Tensor) -> dict:
             "mean_abs": float((a - b).abs().mean()), "max_abs": float((a - b).abs().max())}
 
 
-def nstlib_run(ext, content, style, config, steps, judge, target, clock=time.perf_counter) -> dict:
-    """nstlib.stylize on the same images; every step's image is judged afterwards (off the clock)."""
+def nstlib_run(ext, content, style, config, steps, judge, target, clock=time.perf_counter, scales=None) -> dict:
+    """nstlib.stylize on the same images; every full-size step's image is judged afterwards (off
+    the clock). ``scales``: coarse to fine (``steps`` then counts the full-size steps only)."""
     cl, sl, cw, sw, tvw = CONFIGS[config]
     snaps = []
+    side = tuple(content.shape[-2:])
     sync(content.device.type)
     t0 = clock()
 
     def cb(step, img, losses):
+        if tuple(img.shape[-2:]) != side:  # a coarse stage: its losses are at another size
+            return True
         snaps.append((clock() - t0, img))
         return not losses["total"] <= 0.97 * target  # stop well past the target (its own loss guides)
-    res = nstlib.stylize(content, style, extractor=ext, size=max(content.shape[-2:]), content_layers=cl,
-                         style_layers=sl, content_weight=cw, style_weight=sw, tv_weight=tvw, steps=steps,
-                         every=1, callback=cb)
+    schedule = dict(scales=scales, steps=AUTO_COARSE_STEPS + (steps,)) if scales else dict(steps=steps)
+    res = nstlib.stylize(content, style, extractor=ext, size=max(side), content_layers=cl,
+                         style_layers=sl, content_weight=cw, style_weight=sw, tv_weight=tvw,
+                         every=1, callback=cb, **schedule)
     judged = [(t, judge(img)) for t, img in snaps]
     reach = next((t for t, v in judged if v <= target), None)
     first = next((img for (t, img), (_, v) in zip(snaps, judged) if v <= target), res.image)
@@ -253,6 +261,10 @@ def plain_kind(a) -> dict:
     variants = {"fp32": nstlib.VGGFeatures(layers=cl + sl, weights=state, device=a.device)}
     if a.bf16:
         variants["bf16"] = nstlib.VGGFeatures(layers=cl + sl, weights=state, device=a.device, precision="bf16")
+    # the CLI's default run at this size (`python -m nstlib`): coarse to fine from AUTO_SCALES_FROM px
+    scales = {"cli": auto_scales(a.size, 1, "lbfgs")[0]}
+    if scales["cli"]:
+        variants["cli"] = variants["fp32"]
     out = {"size": a.size, "config": a.config, "steps": a.steps, "frozen": a.frozen, "weights": source,
            "clock": a.clock,
            "load": [round(os.getloadavg()[0], 2)], "plain": [], **{k: [] for k in variants}}
@@ -262,11 +274,13 @@ def plain_kind(a) -> dict:
         out["plain"].append({**{k: v for k, v in plain.items() if k != "trace"}, "last": last,
                              "last_over_best": last / plain["best"]})
         for name in (variants if r % 2 == 0 else reversed(list(variants))):
-            out[name].append(nstlib_run(variants[name], content, style, a.config,
-                                        plain["evals"] + a.steps // 2, judge, plain["best"], clock))
+            out[name].append(nstlib_run(variants[name], content, style, a.config, plain["evals"] + a.steps // 2,
+                                        judge, plain["best"], clock, scales.get(name)))
         # the images at the target loss: nstlib fp32 vs the plain loop's best (float rounding alone),
         # bf16 vs fp32 (what bf16 changes)
         images = {name: out[name][-1].pop("image_at_target") for name in variants}
+        if "cli" in images:
+            out["cli"][-1]["vs_fp32"] = difference(images["cli"], images["fp32"])
         out["plain"][-1]["fp32_vs_plain"] = difference(images["fp32"], plain_best)
         if "bf16" in images:
             out["bf16"][-1]["vs_fp32"] = difference(images["bf16"], images["fp32"])

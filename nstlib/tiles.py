@@ -10,13 +10,19 @@ from collections.abc import Sequence
 import torch
 
 from .checkpoint import bytes_per_pixel
+from .losses import gram_matrix
 from .memory import available_bytes
 from .vgg import VGGFeatures, check_layers, layer_names, min_side
 
 __all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "tile_sides", "needs_tiles",
-           "grid", "crops_area", "at_core", "crop_core", "tv_core"]
+           "grid", "crops_area", "keep_split", "KEEP_SHARE", "core_features", "core_grams", "keep_pass", "at_core",
+           "crop_core", "tv_core"]
 
 Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
+
+#: The graphs that pass 1 keeps (:func:`keep_split`) take at most this share of one pass-2 crop's
+#: activations.
+KEEP_SHARE = 0.5
 
 
 def halo_and_stride(layers: Sequence[str], arch: str = "vgg19") -> tuple[int, int]:
@@ -96,6 +102,23 @@ def crops_area(tiles: list[tuple[Span, Span]]) -> int:
     return sum((r[1] - r[0]) * (c[1] - c[0]) for r, c in tiles)
 
 
+def keep_split(ext: VGGFeatures, layers: Sequence[str], kept: list[tuple[Span, Span]],
+               tiles: list[tuple[Span, Span]]) -> str | None:
+    """The pooling layer after which pass 1 keeps, for the crops of ``kept``, the graph of the
+    deeper layers, so that pass 2 recomputes only the layers up to it: the earliest pooling (not a
+    tap, above the deepest of ``layers``) whose kept graphs take at most :data:`KEEP_SHARE` of the
+    activations of the largest crop of ``tiles``; None when no pooling qualifies."""
+    names = ext.layers_in_body
+    deepest = max(names.index(n) for n in layers)
+    largest = max(crops_area([t]) for t in tiles)
+    limit = KEEP_SHARE * largest * bytes_per_pixel(ext, layers)
+    for n in names[:deepest]:
+        if n.startswith("pool") and n not in layers and crops_area(kept) * bytes_per_pixel(ext, layers, after=n) \
+                <= limit:
+            return n
+    return None
+
+
 def at_core(f: torch.Tensor, r: Span, c: Span, s: int) -> torch.Tensor:
     """A core's positions in a full-image feature map at stride ``s``."""
     return f[..., r[2] // s:r[3] // s, c[2] // s:c[3] // s]
@@ -150,3 +173,45 @@ def tv_core(x: torch.Tensor, grad: torch.Tensor, r: Span, c: Span, gamma: float)
     assert p.grad is not None
     grad[..., r[2]:re, c[2]:ce] += p.grad
     return tv.detach()
+
+
+def core_features(ext: VGGFeatures, img: torch.Tensor, layers: Sequence[str], tiles: list[tuple[Span, Span]]):
+    """Yield ``(r, c, {layer: core features})`` for the ``tiles`` of ``img``, without gradients."""
+    for r, c in tiles:
+        with torch.no_grad():
+            f = ext(img[..., r[0]:r[1], c[0]:c[1]], layers)
+        yield r, c, {n: crop_core(v, r, c, stride_of(n, ext.arch)) for n, v in f.items()}
+
+
+def core_grams(core: dict[str, torch.Tensor], layers: Sequence[str], arch: str,
+               shape: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Each of ``layers``' (those in ``core``) core share of the Gram matrix [1, C, C] of the full image
+    of ``shape`` (..., H, W): ``gram_matrix(core) * h w / (H_l W_l)``, the full image's normalizer."""
+    out = {}
+    for n in (n for n in layers if n in core):
+        s, (h, w) = stride_of(n, arch), core[n].shape[-2:]
+        out[n] = gram_matrix(core[n]) * (h * w / ((shape[-2] // s) * (shape[-1] // s)))
+    return out
+
+
+def keep_pass(ext: VGGFeatures, x: torch.Tensor, tiles: list[tuple[Span, Span]], split: str,
+              layers: Sequence[str], style_layers: Sequence[str]):
+    """Pass 1 over ``tiles`` of ``x`` that keeps each crop's graph after layer ``split``
+    (:func:`keep_split`): the sums of the style layers' :func:`core_grams`, and ``{(r, c): (the
+    leaf at split, {deeper layer: core features with their graph})}``."""
+    names = ext.layers_in_body
+    deep = [n for n in layers if names.index(n) > names.index(split)]
+    sums: dict[str, torch.Tensor] = {}
+    kept = {}
+    for r, c in tiles:
+        with torch.no_grad():
+            f = ext(x[..., r[0]:r[1], c[0]:c[1]], [n for n in style_layers if n not in deep] + [split])
+        leaf = f.pop(split).requires_grad_(True)
+        with torch.enable_grad():
+            f.update(ext.resume(leaf, split, deep))
+        core = {n: crop_core(v, r, c, stride_of(n, ext.arch)) for n, v in f.items()}
+        with torch.no_grad():
+            for n, g in core_grams(core, style_layers, ext.arch, x.shape).items():
+                sums[n] = g if n not in sums else sums[n] + g
+        kept[r, c] = leaf, {n: core[n] for n in deep}
+    return sums, kept

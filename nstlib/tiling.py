@@ -44,20 +44,20 @@ halo (px)  loss error (max, avg)  gradient error, max     gradient error, avg
 
 (relative errors: ``|L_tiled - L| / L`` and ``||g_tiled - g|| / ||g||``).
 
-**Targets.** The content targets (full-size feature maps, [1, C_l, H_l, W_l] each: 32 bytes per
-pixel at relu4_2) and the style Gram matrices are computed tile by tile as well (no gradient),
-so no step needs an untiled forward pass. Pass 1 runs without a graph, ~1/3 the memory per
-pixel of pass 2, so its tiles are larger (``tile_nograd``, from
-:func:`nstlib.checkpoint.bytes_per_pixel`) -- unless covering every pass-2 tile but the last
-costs fewer pixels: then the last tile runs first in pass 2 and its graph features complete
-the Gram sums (with a single tile there is no pass 1 at all).
+**Passes.** The content targets (full-size feature maps: 32 bytes per pixel at relu4_2) and the
+style Gram matrices are computed tile by tile too (no gradient): no step needs an untiled pass.
+Pass 1 has no graph (~1/3 the memory per pixel), so its tiles are larger (``tile_nograd``) --
+unless covering every pass-2 tile but the last costs fewer pixels: then the last tile runs first
+in pass 2, its graph features complete the Gram sums, and pass 1 keeps each crop's graph after a
+pooling (:func:`~nstlib.tiles.keep_split`: the deep layers, small at their stride), so that pass
+2 recomputes only the layers above it (with a single tile there is no pass 1 at all).
 
 **Cost.** Pass 1 is a forward pass (~0.4 of a forward + backward on this CPU) and every crop
-carries its halo, so a step costs about ``(1 + 0.4) x`` the crops' total area over the image's;
-figures in ``docs/benchmarks.md`` ("Large images: tiling"). Memory: one crop's activations plus
-image-sized buffers (the image, its gradient, the content targets); the optimizer's state comes
-on top (L-BFGS keeps 2 x history image-sized vectors: ``stylize(tile=...)`` keeps 10 pairs in
-tiled stages, :meth:`nstlib.Transfer.history_size`). Tile geometry: :mod:`nstlib.tiles`.
+carries its halo: a step costs about ``(1 + 0.4) x`` the crops' total area over the image's, less
+the kept layers' share; figures in ``docs/benchmarks.md`` ("Large images: tiling"). Memory: one
+crop's activations (plus at most :data:`~nstlib.tiles.KEEP_SHARE` of them kept), image-sized
+buffers (the image, its gradient, the content targets) and the optimizer's state (L-BFGS: 2 x
+history image-sized vectors; tiled stages keep 10 pairs). Tile geometry: :mod:`nstlib.tiles`.
 
 Refused with a ``ValueError``: masks (spatial control) and batches / per-image weights
 (:func:`nstlib.sweep`): run those untiled, one image at a time.
@@ -73,9 +73,23 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from .checkpoint import bytes_per_pixel
-from .losses import content_loss, gram_matrix
+from .losses import content_loss
 from .styles import as_list, blend_weights
-from .tiles import Span, at_core, crop_core, crops_area, grid, halo_and_stride, stride_of, tile_sides, tv_core
+from .tiles import (
+    Span,
+    at_core,
+    core_features,
+    core_grams,
+    crop_core,
+    crops_area,
+    grid,
+    halo_and_stride,
+    keep_pass,
+    keep_split,
+    stride_of,
+    tile_sides,
+    tv_core,
+)
 from .vgg import VGGFeatures
 
 __all__ = ["TiledObjective", "SMALL_HALO_GRAD_ERROR"]
@@ -179,31 +193,16 @@ class TiledObjective:
         if style_layer_weights is not None:
             self.style_layer_weights = dict(style_layer_weights)
 
-    def _pass(self, img: torch.Tensor, layers: list[str], tiles: list[tuple[Span, Span]]):
-        """Yield ``(r, c, {layer: core features})`` for the ``tiles`` of ``img``, without gradients."""
-        for r, c in tiles:
-            with torch.no_grad():
-                f = self.ext(img[..., r[0]:r[1], c[0]:c[1]], layers)
-            yield r, c, {n: crop_core(v, r, c, stride_of(n, self.ext.arch)) for n, v in f.items()}
-
     @torch.no_grad()
     def _targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         tiles = grid(content.shape, self.tile_nograd, self.halo, self.stride)
-        for r, c, f in self._pass(content, self.content_layers, tiles):
+        for r, c, f in core_features(self.ext, content, self.content_layers, tiles):
             for n, v in f.items():
                 s = stride_of(n, self.ext.arch)
                 if n not in out:
                     out[n] = v.new_zeros(1, v.shape[1], content.shape[-2] // s, content.shape[-1] // s)
                 at_core(out[n], r, c, s).copy_(v)
-        return out
-
-    def _core_grams(self, core: dict[str, torch.Tensor], shape: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Each style layer's core share of the full image's Gram matrix (full-image normalizer)."""
-        out = {}
-        for n in self.style_layers:
-            s, (h, w) = stride_of(n, self.ext.arch), core[n].shape[-2:]
-            out[n] = gram_matrix(core[n]) * (h * w / ((shape[-2] // s) * (shape[-1] // s)))
         return out
 
     @torch.no_grad()
@@ -212,8 +211,8 @@ class TiledObjective:
         (default: all of ``img``'s, in pass-1 tiles): the full image's when they cover it."""
         out: dict[str, torch.Tensor] = {}
         tiles = grid(img.shape, self.tile_nograd, self.halo, self.stride) if tiles is None else tiles
-        for _r, _c, f in self._pass(img, self.style_layers, tiles):
-            for n, g in self._core_grams(f, img.shape).items():
+        for _r, _c, f in core_features(self.ext, img, self.style_layers, tiles):
+            for n, g in core_grams(f, self.style_layers, self.ext.arch, img.shape).items():
                 out[n] = g if n not in out else out[n] + g
         return out
 
@@ -245,35 +244,51 @@ class TiledObjective:
         lin = (x * grad).sum()
         return dict(losses, total=losses["total"] + lin - lin.detach())
 
+    def _terms(self, core: dict[str, torch.Tensor], grams: dict[str, torch.Tensor], r: Span, c: Span,
+               d_gram: dict[str, torch.Tensor], zero: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(alpha * content + beta * sum_l <D_l, G_l^core>, content)`` of one core's features and Grams."""
+        content = sum((content_loss(core[n], at_core(t, r, c, stride_of(n, self.ext.arch)))
+                       * (core[n].numel() / t.numel()) for n, t in self.content_targets.items() if n in core), zero)
+        style = sum(((d_gram[n] * g).sum() for n, g in grams.items()), zero)
+        return self.weights[0] * content + self.weights[1] * style, content
+
     def _evaluate(self, x: torch.Tensor, grad: torch.Tensor) -> dict[str, torch.Tensor]:
         alpha, beta, gamma = self.weights
-        arch = self.ext.arch
         zero = x.new_zeros(())
         tiles, style = grid(x.shape, self.tile, self.halo, self.stride), zero
         d_gram: dict[str, torch.Tensor] | None = {}
         partial: dict[str, torch.Tensor] = {}
+        kept: dict = {}
+        split = None
         if self.style_grams:
-            # pass 1 over every tile but the last of pass 2 when that costs less than the pass-1
-            # tiles: the last one's graph features then complete the sum (and one tile: no pass 1)
+            # pass 1 over every pass-2 tile but the last when that costs less than the pass-1 tiles, keeping
+            # their deep layers' graph where it fits; the last one's graph features complete the sums
             t1 = grid(x.shape, self.tile_nograd, self.halo, self.stride)
             if crops_area(tiles[:-1]) <= crops_area(t1):
-                partial, d_gram, tiles = self._grams(x, tiles[:-1]), None, tiles[-1:] + tiles[:-1]
+                split = keep_split(self.ext, self.layers, tiles[:-1], tiles) if len(tiles) > 1 else None
+                partial, kept = (keep_pass(self.ext, x, tiles[:-1], split, self.layers, self.style_layers) if split
+                                 else (self._grams(x, tiles[:-1]), {}))
+                d_gram, tiles = None, tiles[-1:] + tiles[:-1]
             else:
                 style, d_gram = self._style_grad(self._grams(x, t1))
-        numel = {n: t.numel() for n, t in self.content_targets.items()}
         content, tv = zero, zero
         for r, c in tiles:
             with torch.enable_grad():
                 crop = x[..., r[0]:r[1], c[0]:c[1]].clone().requires_grad_(True)
-                f = self.ext(crop, self.layers) if self.layers else {}
-                core = {n: crop_core(v, r, c, stride_of(n, arch)) for n, v in f.items()}
-                c_t = sum((content_loss(core[n], at_core(t, r, c, stride_of(n, arch))) * (core[n].numel() / numel[n])
-                           for n, t in self.content_targets.items()), zero)
-                grams = self._core_grams(core, x.shape) if self.style_grams else {}
+                leaf, deep = kept.pop((r, c), (None, {}))
+                names = [n for n in self.layers if n not in deep] + ([split] if deep else [])
+                f = self.ext(crop, names) if names else {}
+                top = f.pop(split) if deep else zero  # this crop's features at the split (the leaf's value)
+                core = {n: crop_core(v, r, c, stride_of(n, self.ext.arch)) for n, v in f.items()}
+                grams = core_grams(core, self.style_layers, self.ext.arch, x.shape) if self.style_grams else {}
                 if d_gram is None:
                     style, d_gram = self._style_grad({n: partial.get(n, 0) + g.detach() for n, g in grams.items()})
-                s_t = sum(((d_gram[n] * g).sum() for n, g in grams.items()), zero)
-                surrogate = alpha * c_t + beta * s_t
+                surrogate, c_t = self._terms(core, grams, r, c, d_gram, zero)
+                if deep:  # the kept graph's gradient at the split joins this crop's backward pass there
+                    d_grams = core_grams(deep, self.style_layers, self.ext.arch, x.shape) if self.style_grams else {}
+                    s_deep, c_deep = self._terms(deep, d_grams, r, c, d_gram, zero)
+                    surrogate = surrogate + (top * torch.autograd.grad(s_deep, leaf)[0]).sum()
+                    c_t = c_t + c_deep
                 if surrogate.requires_grad:
                     surrogate.backward()
                     assert crop.grad is not None

@@ -211,11 +211,7 @@ class VGGFeatures(nn.Module):
 
     def forward(self, img: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """Features of ``img`` ([B, 3, H, W] in [0, 1]) at ``layers`` (default: ``self.layers``)."""
-        want = set(self.layers if layers is None else check_layers(layers, self.arch))
-        unknown = want - set(self.body._modules)
-        if unknown:
-            raise LayerError(f"layer(s) {sorted(unknown)} are deeper than this extractor, which "
-                             f"stops at {self.layers_in_body[-1]}; build it with those layers")
+        want = self._wanted(layers)
         if img.dim() != 4 or img.shape[1] != 3:
             raise ImageError(f"the extractor takes images of shape [B, 3, H, W], got {tuple(img.shape)}")
         need = min_side(want, self.arch)
@@ -224,13 +220,40 @@ class VGGFeatures(nn.Module):
         x = scale_grad((img - self.mean) / self.std, self.amp_dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        return self._walk(x, want, None)
+
+    def resume(self, x: torch.Tensor, after: str, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Continue a pass from ``x``, the output of layer ``after`` as :meth:`forward` returns it
+        ([B, C, H/s, W/s]), to ``layers`` (each deeper than ``after``): ``resume(forward(img, [a])[a],
+        a, L)`` equals ``forward(img, L)``, and its backward pass ends at ``x``. (The tiled objective
+        keeps only the deep layers' graph this way: :mod:`nstlib.tiling`.)"""
+        want, names = self._wanted(layers), self.layers_in_body
+        if after not in names or any(names.index(n) <= names.index(after) for n in want):
+            raise LayerError(f"resume needs a layer of this extractor ({names[0]} ... {names[-1]}) above "
+                             f"every requested one; got after={after!r}, layers={sorted(want)}")
+        return self._walk(scale_grad(x, self.amp_dtype), want, after)
+
+    def _wanted(self, layers: Iterable[str] | None) -> set[str]:
+        want = set(self.layers if layers is None else check_layers(layers, self.arch))
+        unknown = want - set(self.body._modules)
+        if unknown:
+            raise LayerError(f"layer(s) {sorted(unknown)} are deeper than this extractor, which "
+                             f"stops at {self.layers_in_body[-1]}; build it with those layers")
+        return want
+
+    def _walk(self, x: torch.Tensor, want: set[str], after: str | None) -> dict[str, torch.Tensor]:
+        """Run the body's layers after ``after`` (all of them for None) on ``x``, up to the last of ``want``."""
         out: dict[str, torch.Tensor] = {}
+        first, started = x, after is None
         with autocast(x.device, self.amp_dtype):
             for name, module in self.body.named_children():
-                # a ReLU overwrites the convolution's output unless that is a tap: one feature map
-                # less to allocate and write (its backward needs only its output; a frozen
-                # convolution's backward never reads its own output)
-                inplace = isinstance(module, nn.ReLU) and "conv" + name[4:] not in want
+                if not started:
+                    started = name == after
+                    continue
+                # a ReLU overwrites the convolution's output unless that is a tap (or the input):
+                # one feature map less to allocate and write (its backward needs only its output;
+                # a frozen convolution's backward never reads its own output)
+                inplace = isinstance(module, nn.ReLU) and "conv" + name[4:] not in want and x is not first
                 x = torch.relu_(x) if inplace else module(x)
                 if name in want:
                     out[name] = x
