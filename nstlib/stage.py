@@ -102,7 +102,7 @@ def build_objective(spec: Transfer, inputs: Inputs, extractor: VGGFeatures,
             spec.content_weight, spec.style_weight, spec.tv_weight, spec.style_layer_weights)
     blend = spec.style_blend if inputs.styles else None
     if tile is not None:
-        return TiledObjective(*args, style_blend=blend, tile=tile)
+        return TiledObjective(*args, style_blend=blend, tile=tile, max_memory=spec.max_memory)  # type: ignore[arg-type]
     return Objective(*args, style_blend=blend, mask=inputs.mask, style_outside=inputs.outside or None)
 
 

@@ -103,15 +103,16 @@ def crops_area(tiles: list[tuple[Span, Span]]) -> int:
 
 
 def keep_split(ext: VGGFeatures, layers: Sequence[str], kept: list[tuple[Span, Span]],
-               tiles: list[tuple[Span, Span]]) -> str | None:
+               tiles: list[tuple[Span, Span]], max_memory: int | None = None) -> str | None:
     """The pooling layer after which pass 1 keeps, for the crops of ``kept``, the graph of the
     deeper layers, so that pass 2 recomputes only the layers up to it: the earliest pooling (not a
     tap, above the deepest of ``layers``) whose kept graphs take at most :data:`KEEP_SHARE` of the
-    activations of the largest crop of ``tiles``; None when no pooling qualifies."""
+    activations of the largest crop of ``tiles`` -- and, with ``max_memory``, at most what that
+    crop leaves of it; None when no pooling qualifies."""
     names = ext.layers_in_body
     deepest = max(names.index(n) for n in layers)
-    largest = max(crops_area([t]) for t in tiles)
-    limit = KEEP_SHARE * largest * bytes_per_pixel(ext, layers)
+    crop = max(crops_area([t]) for t in tiles) * bytes_per_pixel(ext, layers)
+    limit = min(KEEP_SHARE * crop, math.inf if max_memory is None else max_memory - crop)
     for n in names[:deepest]:
         if n.startswith("pool") and n not in layers and crops_area(kept) * bytes_per_pixel(ext, layers, after=n) \
                 <= limit:

@@ -108,7 +108,7 @@ class TiledObjective:
             ``"auto"`` (:func:`nstlib.tiles.auto_tile` for ``max_memory`` bytes).
         halo: px added around each core (default: :func:`halo_and_stride`'s exact one); a
             multiple of the stride.
-        max_memory: the activation budget of one tile, for ``tile="auto"``.
+        max_memory: the activation budget of one tile (``tile="auto"``; pass 1's kept graphs fit too).
         tile_nograd: core side of the passes without gradients (pass 1, the targets); default:
             the side whose crop takes the memory of a ``tile`` crop with gradients (~1.7 x).
 
@@ -165,7 +165,7 @@ class TiledObjective:
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         h, self.stride = halo_and_stride(self.layers, self.ext.arch) if self.layers else (0, 1)
         self.halo = h if halo is None else int(halo)
-        self.tile = tile_sides(self.ext, self.layers, tile, max_memory)
+        self.tile, self.max_memory = tile_sides(self.ext, self.layers, tile, max_memory), max_memory
         if tile_nograd is not None:
             self.tile_nograd = ((tile_nograd,) * 2 if isinstance(tile_nograd, int) else tuple(tile_nograd))
             return
@@ -265,7 +265,7 @@ class TiledObjective:
             # their deep layers' graph where it fits; the last one's graph features complete the sums
             t1 = grid(x.shape, self.tile_nograd, self.halo, self.stride)
             if crops_area(tiles[:-1]) <= crops_area(t1):
-                split = keep_split(self.ext, self.layers, tiles[:-1], tiles) if len(tiles) > 1 else None
+                split = keep_split(self.ext, self.layers, tiles[:-1], tiles, self.max_memory) if tiles[1:] else None
                 partial, kept = (keep_pass(self.ext, x, tiles[:-1], split, self.layers, self.style_layers) if split
                                  else (self._grams(x, tiles[:-1]), {}))
                 d_gram, tiles = None, tiles[-1:] + tiles[:-1]

@@ -132,3 +132,29 @@ def test_kept_graphs_give_the_untiled_loss_and_gradient(random_vgg, images, monk
     for layers in with_grad[1:]:  # the others: only the layers above the split, and the split
         assert split in layers and all(names.index(n) <= names.index(split) for n in layers), layers
     assert asked.count((False, ["resume", split])) == len(tiles) - 1  # pass 1, once per kept crop
+
+
+def test_keep_split_stays_within_max_memory(random_vgg):
+    # two 100 x 100 px crops, one kept: the largest crop takes 1e4 px x 2952 B; with max_memory the
+    # kept graph must fit in what it leaves: pool2's 968 B per pixel exactly, one byte less (pool3's
+    # 360 B fits), or nothing left
+    tiles = _equal_crops(2)
+    crop = 10_000 * 2952
+    assert keep_split(random_vgg, LAYERS, tiles[:-1], tiles, max_memory=crop + 10_000 * 968) == "pool2"
+    assert keep_split(random_vgg, LAYERS, tiles[:-1], tiles, max_memory=crop + 10_000 * 968 - 1) == "pool3"
+    assert keep_split(random_vgg, LAYERS, tiles[:-1], tiles, max_memory=crop) is None
+    assert keep_split(random_vgg, LAYERS, tiles[:-1], tiles, max_memory=10 ** 12) == "pool2"  # KEEP_SHARE caps
+
+
+def test_a_tiled_stage_passes_its_memory_budget_on(random_vgg, images, monkeypatch):
+    seen = []
+    real = nstlib.stage.optimize
+
+    def spy(x0, objective, **kw):
+        seen.append(getattr(objective, "max_memory", "untiled"))
+        return real(x0, objective, **kw)
+    monkeypatch.setattr(nstlib.stage, "optimize", spy)
+    content, style, _ = images
+    nstlib.stylize(content, style, extractor=random_vgg, size=(100, 140), steps=1, tile="auto",
+                   max_memory="130MB")  # auto_tile: 48 px cores ((48 + 160)^2 x 2952 B = 127.7 MB)
+    assert seen == [130_000_000]
