@@ -15,8 +15,8 @@ from .memory import available_bytes
 from .vgg import VGGFeatures, check_layers, layer_names, min_side
 
 __all__ = ["Span", "halo_and_stride", "stride_of", "tile_spans", "auto_tile", "tile_sides", "needs_tiles",
-           "grid", "crops_area", "keep_split", "KEEP_SHARE", "core_features", "core_grams", "keep_pass", "at_core",
-           "crop_core", "tv_core"]
+           "grid", "crops_area", "keep_split", "KEEP_SHARE", "core_features", "core_grams", "add_grams", "keep_pass",
+           "at_core", "crop_core", "tv_core"]
 
 Span = tuple[int, int, int, int]  # crop start, crop end, core start, core end (image pixels)
 
@@ -195,6 +195,13 @@ def core_grams(core: dict[str, torch.Tensor], layers: Sequence[str], arch: str,
     return out
 
 
+def add_grams(sums: dict[str, torch.Tensor], core: dict[str, torch.Tensor], layers: Sequence[str], arch: str,
+              shape: Sequence[int]) -> None:
+    """Add the :func:`core_grams` of ``core`` into ``sums`` (a layer's first share starts its sum)."""
+    for n, g in core_grams(core, layers, arch, shape).items():
+        sums[n] = g if n not in sums else sums[n] + g
+
+
 def keep_pass(ext: VGGFeatures, x: torch.Tensor, tiles: list[tuple[Span, Span]], split: str,
               layers: Sequence[str], style_layers: Sequence[str]):
     """Pass 1 over ``tiles`` of ``x`` that keeps each crop's graph after layer ``split``
@@ -212,7 +219,6 @@ def keep_pass(ext: VGGFeatures, x: torch.Tensor, tiles: list[tuple[Span, Span]],
             f.update(ext.resume(leaf, split, deep))
         core = {n: crop_core(v, r, c, stride_of(n, ext.arch)) for n, v in f.items()}
         with torch.no_grad():
-            for n, g in core_grams(core, style_layers, ext.arch, x.shape).items():
-                sums[n] = g if n not in sums else sums[n] + g
+            add_grams(sums, core, style_layers, ext.arch, x.shape)
         kept[r, c] = leaf, {n: core[n] for n in deep}
     return sums, kept

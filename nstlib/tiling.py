@@ -77,6 +77,7 @@ from .losses import content_loss
 from .styles import as_list, blend_weights
 from .tiles import (
     Span,
+    add_grams,
     at_core,
     core_features,
     core_grams,
@@ -212,8 +213,7 @@ class TiledObjective:
         out: dict[str, torch.Tensor] = {}
         tiles = grid(img.shape, self.tile_nograd, self.halo, self.stride) if tiles is None else tiles
         for _r, _c, f in core_features(self.ext, img, self.style_layers, tiles):
-            for n, g in core_grams(f, self.style_layers, self.ext.arch, img.shape).items():
-                out[n] = g if n not in out else out[n] + g
+            add_grams(out, f, self.style_layers, self.ext.arch, img.shape)
         return out
 
     def _style_grad(self, grams: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
