@@ -13,14 +13,18 @@ Variants (each one a step of the objective with the optimizer, as ``stylize`` ru
 * ``mse``: that plus the fused ``F.mse_loss`` of the content and style terms;
 * ``relu``: that plus the ReLUs whose input is not a tap run in place (``VGGFeatures.forward``;
   ``before``, ``gram`` and ``mse`` run their ReLUs out of place);
-* ``now``: that plus the mean squared error as one ``dot`` forward and one scaled difference
-  backward (``nstlib.losses._MeanSquaredError``): nstlib as it is;
+* ``direct``: that plus the mean squared error as one ``dot`` forward and one scaled difference
+  backward (``nstlib.losses._MeanSquaredError``), the convolutions still oneDNN's direct ones
+  (``winograd=False``, as every variant above);
+* ``now``: that plus Winograd's F(4x4, 3x3) for the convolutions from conv2_1 on
+  (:mod:`nstlib.winograd`): nstlib as it is;
 * ``bf16``: ``now`` under bf16 autocast (``precision="bf16"``; its loss is not the fp32 one: see
   ``run.py --only plain`` for the time to an fp32-judged loss).
 
 Prints per variant the median seconds per step, the step over the bound (one forward + backward
-of the fp32 network cut at the deepest tap with out-of-place ReLUs, as before this round, measured
-between the variants' runs) and the
+of the fp32 network cut at the deepest tap with out-of-place ReLUs and direct convolutions, as
+before this round, measured between the variants' runs), the step over the same pass with
+Winograd's convolutions (``bound_winograd``: what the step adds to its own network pass) and the
 load average.
 """
 from __future__ import annotations
@@ -100,7 +104,7 @@ def bound(ext, x, clock, n=3) -> float:
     return statistics.median(times[1:])
 
 
-VARIANTS = ("before", "gram", "mse", "relu", "now", "bf16")
+VARIANTS = ("before", "gram", "mse", "relu", "direct", "now", "bf16")
 
 
 def levers_kind(a) -> dict:
@@ -112,9 +116,10 @@ def levers_kind(a) -> dict:
     dev = a.device
     content = nstlib.load_image("astronaut", size=a.size, device=dev)
     style = nstlib.load_image("starry_night", size=a.size, device=dev)
-    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev))
-    exts = {"before": plain, "gram": plain, "mse": plain,
-            "relu": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
+    plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, winograd=False))
+    fast = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev))
+    direct = nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, winograd=False)
+    exts = {"before": plain, "gram": plain, "mse": plain, "relu": direct, "direct": direct,
             "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
             "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, precision="bf16")}
     patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse), "mse": dict(mse=fused_mse),
@@ -122,10 +127,12 @@ def levers_kind(a) -> dict:
     x = torch.rand(1, 3, *content.shape[-2:], device=dev, requires_grad=True)
     out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock, "device": dev,
            "threads": torch.get_num_threads(), "load": [round(os.getloadavg()[0], 2)], "bound": [],
+           "bound_winograd": [],
            **{v: [] for v in a.variants}, "final_loss": {}}
     for r in range(a.repeats):
         for v in (a.variants if r % 2 == 0 else a.variants[::-1]):  # interleaved, the order flipped
             out["bound"].append(bound(plain, x, clock))
+            out["bound_winograd"].append(bound(fast, x, clock))
             stamps = []
             with patched(**patches.get(v, {})):
                 res = nstlib.stylize(content, style, extractor=exts[v], size=a.size, content_layers=cl,
@@ -161,14 +168,16 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     out = levers_kind(a)
-    b = statistics.median(out["bound"])
+    b, bw = statistics.median(out["bound"]), statistics.median(out["bound_winograd"])
     print(f"{a.config} config, {a.size} px, {a.steps} steps x {a.repeats}, {a.clock} clock, "
           f"{out['threads']} threads, load average {out['load']}")
-    print(f"  bound (fp32 network pass, median of {len(out['bound'])}): {b:.4f} s")
+    print(f"  bound (fp32 network pass, direct convolutions, median of {len(out['bound'])}): {b:.4f} s; "
+          f"with Winograd's: {bw:.4f} s")
     a.variants = list(out["final_loss"])
     for v in a.variants:
         s = statistics.median(out[v])
-        print(f"  {v:13s} {s:.4f} s/step  step/bound {s / b:.3f}  final loss {out['final_loss'][v]:.5g}")
+        print(f"  {v:13s} {s:.4f} s/step  step/bound {s / b:.3f}  step/bound_winograd {s / bw:.3f}  "
+              f"final loss {out['final_loss'][v]:.5g}")
     print("RESULT " + json.dumps(out))
 
 

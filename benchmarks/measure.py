@@ -149,12 +149,16 @@ def multiscale_kind(a) -> dict:
 
 def options_kind(a) -> dict:
     out = {"size": a.size, "steps": a.steps}
-    plain, nhwc = extractor(a.device, channels_last=False), extractor(a.device, channels_last=True)
-    out["bound_contiguous"], out["bound_channels_last"] = [], []
-    for _ in range(a.repeats):  # interleaved, so that the machine's load hits both alike
+    # the layouts with oneDNN's direct convolutions; then Winograd's (nstlib's default on the CPU)
+    plain = extractor(a.device, channels_last=False, winograd=False)
+    nhwc, fast = extractor(a.device, channels_last=True, winograd=False), extractor(a.device)
+    out["bound_contiguous"], out["bound_channels_last"], out["bound_winograd"] = [], [], []
+    for _ in range(a.repeats):  # interleaved, so that the machine's load hits all alike
         out["bound_contiguous"].append(bound(plain, a.size, a.device, 3))
         out["bound_channels_last"].append(bound(nhwc, a.size, a.device, 3))
-    ref = run(nhwc, a.size, "lbfgs", a.steps)
+        out["bound_winograd"].append(bound(fast, a.size, a.device, 3))
+    out["winograd_layers"] = fast.winograd_layers
+    ref = run(fast, a.size, "lbfgs", a.steps)
     out["fp32_step"], out["fp32_loss"] = per_step(ref), ref.history[-1]["total"]
     for p in nstlib.precision.iter_precisions():
         r = run(extractor(a.device, precision=p), a.size, "lbfgs", a.steps)

@@ -111,7 +111,7 @@ def _plain(res: dict, plain_table: str) -> str:
             f"{plain_table}\n")
 
 
-LEVERS = ("before", "gram", "mse", "relu", "now", "bf16")  # benchmarks/levers.py VARIANTS
+LEVERS = ("before", "gram", "mse", "relu", "direct", "now", "bf16")  # benchmarks/levers.py VARIANTS
 
 
 def _levers(res: dict) -> str:
@@ -121,17 +121,21 @@ def _levers(res: dict) -> str:
              "process: **before** = this round's starting point (autograd through `bmm(F, F^T) / N`, "
              "`mean((x - t) ** 2)`, out-of-place ReLUs); **gram** = the Gram matrix's own backward "
              "`(Ḡ + Ḡ^T) F / N` (one bmm); **mse** = fused `F.mse_loss`; **relu** = ReLUs in place where the "
-             "convolution's output is not a tap; **now** = the squared error as one `dot` and its backward as one "
-             "scaled difference (nstlib as it is); **bf16** = now under bf16 autocast (its own "
-             "loss, not fp32's). Step / bound: median seconds per step over the fp32 network pass cut at the "
-             "deepest tap (out-of-place ReLUs).", "",
+             "convolution's output is not a tap; **direct** = the squared error as one `dot` and its backward as one "
+             "scaled difference, oneDNN's direct convolutions (as every variant before it); **now** = that with "
+             "Winograd's F(4x4, 3x3) from conv2_1 on (`nstlib.winograd`; nstlib as it is); **bf16** = now under "
+             "bf16 autocast (its own loss, not fp32's). Step / bound: median seconds per step over the fp32 "
+             "network pass cut at the deepest tap (out-of-place ReLUs, direct convolutions); the last column "
+             "puts *now* over the same pass with Winograd's convolutions (what the step adds to its own network "
+             "pass).", "",
              "| config | px | clock, threads | " + " | ".join(f"{v} step/bound" for v in LEVERS)
-             + " | load |", "|" + "---|" * (len(LEVERS) + 4)]
+             + " | now / Winograd bound | load |", "|" + "---|" * (len(LEVERS) + 5)]
     for key, r in sorted(res["levers"].items()):
         b = med(r["bound"])
         cells = [f"{med(r[v]) / b:.3f}" if r.get(v) else "-" for v in LEVERS]
+        own = f"{med(r['now']) / med(r['bound_winograd']):.3f}" if r.get("now") and r.get("bound_winograd") else "-"
         lines.append(f"| {r['config']} | {r['size']} | {r['clock']}, {r['threads']} | " + " | ".join(cells)
-                     + f" | {r['load'][0]}-{r['load'][-1]} |")
+                     + f" | {own} | {r['load'][0]}-{r['load'][-1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +184,10 @@ def _options(res: dict) -> str:
     lines = [f"At {o['size']} px, {o['steps']} L-BFGS steps ({_stamp(o)}):", "",
              f"* **channels_last**: the bound is {c:.3f} s contiguous vs {n:.3f} s channels-last "
              f"({c / n:.2f} x faster); on by default on the CPU.",
+             *([f"* **Winograd F(4x4, 3x3)** (`nstlib.winograd`, {o['winograd_layers'][0]} on): the bound is "
+                f"{med(o['bound_winograd']):.3f} s vs {n:.3f} s with the direct convolutions "
+                f"({n / med(o['bound_winograd']):.2f} x faster); on by default on the CPU in fp32."]
+               if o.get("winograd_layers") else []),
              f"* **fp32** (reference): {o['fp32_step']:.3f} s/step, final loss {o['fp32_loss']:.4g}."]
     flags = res["machine"].get("half_units")
     units = (f"This CPU has {', '.join(flags)}; whether torch uses such units for each operation shows in "

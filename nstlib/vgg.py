@@ -18,6 +18,7 @@ from .config import resolve_device
 from .errors import ImageError, LayerError, WeightsError, check_choice, too_small
 from .precision import amp_dtype, autocast, scale_grad, to_fp32, use_channels_last
 from .weights import BLOCKS, RandomWeightsWarning, WeightsSpec, resolve_state_dict
+from .winograd import MIN_CHANNELS, WinogradConv2d
 
 __all__ = ["VGGFeatures", "layer_names", "min_side", "ARCHS", "POOLINGS", "IMAGENET_MEAN", "IMAGENET_STD", "WIDTHS"]
 
@@ -67,7 +68,8 @@ def _build(arch: str, pooling: str) -> OrderedDict[str, nn.Module]:
     c_in = 3
     for b, (n, width) in enumerate(zip(BLOCKS[arch], WIDTHS), start=1):
         for i in range(1, n + 1):
-            mods[f"conv{b}_{i}"] = nn.Conv2d(c_in, width, kernel_size=3, padding=1)
+            conv = WinogradConv2d if width >= MIN_CHANNELS else nn.Conv2d  # used once prepared
+            mods[f"conv{b}_{i}"] = conv(c_in, width, kernel_size=3, padding=1)
             mods[f"relu{b}_{i}"] = nn.ReLU(inplace=False)  # out of place: conv taps stay pre-activation
             c_in = width
         mods[f"pool{b}"] = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
@@ -143,6 +145,10 @@ class VGGFeatures(nn.Module):
             (:mod:`nstlib.precision`).
         channels_last: store activations channels-last (NHWC); ``None``: on for the CPU, where it
             is faster, and for reduced precision on CUDA.
+        winograd: run the convolutions from conv2_1 on by Winograd's F(4x4, 3x3) (:mod:`nstlib.winograd`:
+            4x fewer multiplications, the same result to a few 1e-6); ``None``: on for the CPU in
+            float32 with channels last, where it measured faster. Build a new extractor after
+            changing its weights in place through ``.data`` (other changes switch it off).
 
     Attribute ``announced`` (False at first) is set by :func:`nstlib.course.notice` when it has shown the
     random-weights banner for this extractor; runs that use it then do not repeat the warning.
@@ -157,7 +163,7 @@ class VGGFeatures(nn.Module):
     def __init__(self, arch: str = "vgg19", layers: Iterable[str] = DEFAULT_LAYERS,
                  pooling: str = "max", weights: WeightsSpec = "imagenet",
                  device: str | torch.device | None = None, seed: int = 0, precision: str = "fp32",
-                 channels_last: bool | None = None) -> None:
+                 channels_last: bool | None = None, winograd: bool | None = None) -> None:
         super().__init__()
         check_choice("arch", arch, ARCHS)
         check_choice("pooling", pooling, POOLINGS)
@@ -196,6 +202,12 @@ class VGGFeatures(nn.Module):
         self.channels_last = use_channels_last(channels_last, dev, self.amp_dtype)
         self.to(dev)
         self.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        if winograd is None:
+            winograd = dev.type == "cpu" and self.amp_dtype is None and self.channels_last
+        self.winograd: bool = bool(winograd)
+        for m in self.body if self.winograd else ():
+            if isinstance(m, WinogradConv2d):
+                m.prepare()
 
     @property
     def device(self) -> torch.device:
@@ -266,7 +278,13 @@ class VGGFeatures(nn.Module):
         return list(self.body._modules)
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch}, pooling={self.pooling}, layers={self.layers}, weights={self.weights_source}"
+        return (f"arch={self.arch}, pooling={self.pooling}, layers={self.layers}, weights={self.weights_source}"
+                + (f", winograd={self.winograd_layers}" if self.winograd_layers else ""))
+
+    @property
+    def winograd_layers(self) -> list[str]:
+        """The convolutions that run by Winograd's algorithm (:mod:`nstlib.winograd`)."""
+        return [n for n, m in self.body.named_children() if isinstance(m, WinogradConv2d) and m.plan is not None]
 
 
 def warn_if_random(ext: VGGFeatures, stacklevel: int = 3) -> None:

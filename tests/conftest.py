@@ -47,6 +47,15 @@ def random_vgg() -> nstlib.VGGFeatures:
 
 
 @pytest.fixture(scope="session")
+def direct_vgg() -> nstlib.VGGFeatures:
+    """``random_vgg`` with oneDNN's direct convolutions only (``winograd=False``): the arithmetic of an
+    output pixel does not depend on where a crop starts, so tiled and untiled passes agree to 1e-7
+    (Winograd's 4 x 4 blocks follow the crop: tests/test_winograd.py)."""
+    with torch_threads(1):
+        return nstlib.VGGFeatures("vgg19", RANDOM_VGG_LAYERS, weights=None, device="cpu", seed=0, winograd=False)
+
+
+@pytest.fixture(scope="session")
 def tiny_content() -> torch.Tensor:
     """tower_bridge, longest side 32 px: [1, 3, 16, 32] in [0, 1] (16 px: just enough for relu5_1)."""
     return nstlib.example("tower_bridge", size=32, device="cpu")

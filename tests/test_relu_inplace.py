@@ -28,7 +28,8 @@ def test_taps_and_gradient_match_the_network_run_module_by_module():
     x1, x2 = img.clone().requires_grad_(True), img.clone().requires_grad_(True)
     got, want = ext(x1, layers), _plain(ext, x2, layers)
     for name in layers:
-        assert torch.allclose(got[name], want[name], rtol=1e-5, atol=1e-5), name
+        # float rounding only (the module-by-module pass is NCHW, with other rounding in oneDNN and Winograd)
+        assert torch.allclose(got[name], want[name], rtol=1e-5, atol=2e-5 * float(want[name].detach().abs().max())), name
     assert (got["conv1_1"] < 0).any() and (got["conv3_1"] < 0).any()  # pre-activation: not overwritten
     sum(f.pow(2).mean() for f in got.values()).backward()
     sum(f.pow(2).mean() for f in want.values()).backward()

@@ -70,7 +70,9 @@ def test_gallery_gives_each_image_its_own_style(random_vgg, tiny_content, tiny_s
     assert batch.image.shape[0] == 2
     for b, style in enumerate([tiny_style, texture]):
         alone = nstlib.stylize(tiny_content, style, extractor=random_vgg, tv_weight=nstlib.transfer.TV_WEIGHT, **kw)
-        assert torch.allclose(batch.image[b:b + 1], alone.image, atol=1e-4), b
+        # float rounding differs between a batch and a single image (oneDNN's first convolutions),
+        # and Adam's first steps amplify it to ~1e-4; a style mixed up would move pixels by ~lr = 0.068
+        assert torch.allclose(batch.image[b:b + 1], alone.image, atol=1e-3), b
     assert not torch.allclose(batch.image[0], batch.image[1])  # two styles, two images
     with pytest.raises(ValueError, match="at least one style"):
         gallery(tiny_content, [], extractor=random_vgg)

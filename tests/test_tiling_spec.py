@@ -20,6 +20,13 @@ from nstlib.tiling import TiledObjective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
+@pytest.fixture(scope="module")
+def random_vgg(direct_vgg):
+    """The exactness of tiling is a property of the decomposition: measured with the direct
+    convolutions (see ``direct_vgg``); tiling with Winograd's is tested in tests/test_winograd.py."""
+    return direct_vgg
+
 SHAPE = (100, 140)  # 2 x 3 tiles of 48 px (the 4 px left in the last row join the one above)
 
 
