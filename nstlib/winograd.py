@@ -109,12 +109,11 @@ def _windows(xp: torch.Tensor, th: int, tw: int) -> torch.Tensor:
     return xp.as_strided((6, 6, b, th, tw, c), (sh, sw, sb, 4 * sh, 4 * sw, 1), xp.storage_offset())
 
 
-def _bands(b: int, th: int, tw: int, channels: int) -> list[tuple[slice, slice]]:
-    """(image, rows of windows) taken at once: one image at a time (a batch computes each image as
-    it would alone, to the bit), and as many rows as keep the transformed windows of the band
+def _bands(b: int, th: int, tw: int, channels: int) -> list[slice]:
+    """Rows of windows taken at once: as many as keep the transformed windows of the band
     ([36, tiles, channels] floats) within :data:`BAND_BYTES`, so that its products run in the cache."""
-    rows = max(1, BAND_BYTES // (36 * tw * channels * 4))
-    return [(slice(n, n + 1), slice(i, min(th, i + rows))) for n in range(b) for i in range(0, th, rows)]
+    rows = max(1, BAND_BYTES // (36 * b * tw * channels * 4))
+    return [slice(i, min(th, i + rows)) for i in range(0, th, rows)]
 
 
 class _WinogradConv(torch.autograd.Function):
@@ -127,11 +126,11 @@ class _WinogradConv(torch.autograd.Function):
         xp[:, 1:h + 1, 1:w + 1] = x.permute(0, 2, 3, 1)
         out = torch.empty(b, co, 4 * th, 4 * tw, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
         windows, blocks = _windows(xp, th, tw), out.permute(0, 2, 3, 1).view(b, th, 4, tw, 4, co)
-        for image, rows in _bands(b, th, tw, c + co):
-            v = plan.kb @ windows[:, :, image, rows].reshape(36, -1)  # B^T d B of every window and channel
+        for rows in _bands(b, th, tw, c + co):
+            v = plan.kb @ windows[:, :, :, rows].reshape(36, -1)   # B^T d B of every window and channel
             m = torch.bmm(v.view(36, -1, c), plan.u)               # [36, tiles, C_out]: the products
-            y = (plan.ka @ m.view(36, -1)).view(4, 4, 1, -1, tw, co)  # A^T m A: the 4 x 4 output blocks
-            torch.add(y.permute(2, 3, 0, 4, 1, 5), plan.bias, out=blocks[image, rows])
+            y = (plan.ka @ m.view(36, -1)).view(4, 4, b, -1, tw, co)  # A^T m A: the 4 x 4 output blocks
+            torch.add(y.permute(2, 3, 0, 4, 1, 5), plan.bias, out=blocks[:, rows])
         return out if h == 4 * th and w == 4 * tw else out[:, :, :h, :w].clone(memory_format=torch.channels_last)
 
     @staticmethod
@@ -145,16 +144,16 @@ class _WinogradConv(torch.autograd.Function):
             blocks.view(b, 4 * th, 4 * tw, co)[:, :h, :w] = grad.permute(0, 2, 3, 1)
         gxp = grad.new_zeros(b, 4 * th + 2, 4 * tw + 2, c)
         windows = _windows(gxp, th, tw)
-        for image, rows in _bands(b, th, tw, c + co):
-            g = blocks[image, rows].permute(2, 4, 0, 1, 3, 5).reshape(16, -1)
+        for rows in _bands(b, th, tw, c + co):
+            g = blocks[:, rows].permute(2, 4, 0, 1, 3, 5).reshape(16, -1)
             gm = plan.ka.t() @ g                                    # adjoint of A^T m A
             gv = torch.bmm(gm.view(36, -1, co), plan.u.transpose(1, 2))
-            gd = (plan.kb.t() @ gv.view(36, -1)).view(6, 6, 1, -1, tw, c)  # adjoint of B^T d B
+            gd = (plan.kb.t() @ gv.view(36, -1)).view(6, 6, b, -1, tw, c)  # adjoint of B^T d B
             # adjoint of taking overlapping windows: add each window back where it was read (in
             # four parts, none overlapping itself: the 4 x 4 corners tile the image, the last two
             # rows and columns fall on the next windows' first ones)
             for a, bb in ((slice(0, 4), slice(0, 4)), (slice(4, 6), slice(0, 4)),
                           (slice(0, 4), slice(4, 6)), (slice(4, 6), slice(4, 6))):
-                windows[a, bb, image, rows].add_(gd[a, bb])
+                windows[a, bb, :, rows].add_(gd[a, bb])
         gx = gxp[:, 1:h + 1, 1:w + 1].permute(0, 3, 1, 2)
         return gx.contiguous(memory_format=torch.channels_last), None

@@ -180,14 +180,16 @@ def test_changed_weights_fall_back_to_the_direct_convolution():
 
 
 def test_autocast_falls_back():
-    ext = extractor()
+    # a float32 input under autocast gets autocast's bfloat16 convolution, not Winograd's float32 one
+    conv = extractor().body.conv3_1
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = ext(torch.rand(1, 3, 32, 32, requires_grad=True), ["conv2_1"])["conv2_1"]
-    assert not by_winograd(out)
+        out = conv(cl(torch.rand(1, 128, 8, 8)).requires_grad_(True))
+    assert out.dtype == torch.bfloat16 and not by_winograd(out)
 
 
 def test_a_batch_computes_each_image_as_alone():
-    # sweeps and galleries optimize a batch: each image must get the bits it would get alone
+    # sweeps and galleries optimize a batch: each image gets the bits it would get alone (each
+    # row of a matrix product is computed alone, and a band's rows are whole images' windows)
     torch.manual_seed(5)
     plan = W.Winograd(frozen_conv(8, 16, dtype=torch.float32))
     x = cl(torch.rand(3, 8, 20, 24)).requires_grad_(True)
