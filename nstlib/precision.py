@@ -9,7 +9,8 @@ range and needs no scaling. ``"auto"`` picks bfloat16 (or float16) on CUDA and f
 the default everywhere is float32 (see ``docs/benchmarks.md`` for the measured differences).
 
 *Channels last* (NHWC) stores each pixel's channels together; oneDNN's CPU convolutions run
-faster on it (measured in ``docs/benchmarks.md``), so it is on by default on the CPU.
+faster on it (measured in ``docs/benchmarks.md``), so it is on by default on the CPU. There the
+extractor also runs its convolutions from conv2_1 on by Winograd's algorithm (:mod:`nstlib.winograd`).
 """
 from __future__ import annotations
 
