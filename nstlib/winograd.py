@@ -47,10 +47,15 @@ _AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 
 
 def kernel_transform(weight: torch.Tensor) -> torch.Tensor:
     """``U = G g G^T`` of every kernel: weight [C_out, C_in, 3, 3] -> U [36, C_in, C_out]
-    (computed in float64 on the CPU, returned in the weight's dtype and on its device)."""
+    (computed in float64 on the CPU, 32 output channels at a time so that nothing but U stays in
+    memory; returned in the weight's dtype and on its device)."""
+    c_out, c_in = weight.shape[:2]
     g = torch.tensor(_G, dtype=torch.float64)
-    u = torch.einsum("aj,oijk,bk->abio", g, weight.detach().cpu().double(), g)
-    return u.reshape(36, weight.shape[1], weight.shape[0]).to(weight.device, weight.dtype).contiguous()
+    u = torch.empty(36, c_in, c_out, dtype=weight.dtype, device=weight.device)
+    for o in range(0, c_out, 32):
+        part = torch.einsum("aj,oijk,bk->abio", g, weight[o:o + 32].detach().cpu().double(), g)
+        u[:, :, o:o + 32] = part.reshape(36, c_in, -1).to(u.device, u.dtype)
+    return u
 
 
 class Winograd:
