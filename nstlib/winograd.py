@@ -32,7 +32,7 @@ __all__ = ["MIN_CHANNELS", "BAND_BYTES", "Winograd", "WinogradConv2d", "kernel_t
 #: Output channels from which a layer runs Winograd (VGG's conv2_1 on). Block 1's layers have too few
 #: channels for the matrix products to pay for the transforms on their large feature maps: fwd + bwd
 #: of conv1_2 at 256 x 256 took 1.41 x the direct convolution's time, conv2_2 at 128 x 128 0.78 x,
-#: conv4_2 at 32 x 32 0.43 x (2 threads; ``benchmarks/levers.py --winograd`` measures it per layer).
+#: conv4_2 at 32 x 32 0.43 x (2 threads; ``benchmarks/winograd_layers.py`` measures it per layer).
 MIN_CHANNELS = 128
 #: Bytes of transformed windows processed at once (see :func:`_bands`).
 BAND_BYTES = 16 << 20
