@@ -16,16 +16,19 @@ Variants (each one a step of the objective with the optimizer, as ``stylize`` ru
 * ``direct``: that plus the mean squared error as one ``dot`` forward and one scaled difference
   backward (``nstlib.losses._MeanSquaredError``), the convolutions still oneDNN's direct ones
   (``winograd=False``, as every variant above);
-* ``now``: that plus Winograd's F(4x4, 3x3) for the convolutions from conv2_1 on
-  (:mod:`nstlib.winograd`): nstlib as it is;
+* ``winograd``: that plus Winograd's F(4x4, 3x3) for the convolutions from conv2_1 on
+  (:mod:`nstlib.winograd`);
+* ``now``: that plus freed memory kept for reuse while the run lasts (:mod:`nstlib.allocator`;
+  every variant above runs with ``NSTLIB_ALLOCATOR=default``, glibc's allocator as it is): nstlib as it is;
 * ``bf16``: ``now`` under bf16 autocast (``precision="bf16"``; its loss is not the fp32 one: see
   ``run.py --only plain`` for the time to an fp32-judged loss).
 
 Prints per variant the median seconds per step, the step over the bound (one forward + backward
 of the fp32 network cut at the deepest tap with out-of-place ReLUs and direct convolutions, as
 before this round, measured between the variants' runs), the step over the same pass with
-Winograd's convolutions (``bound_winograd``: what the step adds to its own network pass) and the
-load average.
+Winograd's convolutions (``bound_winograd``) and, for ``now``, over nstlib's own network pass
+(in-place ReLUs, Winograd, inside ``reusing_freed_memory``: ``bound_now``, what the step adds to
+its own pass) and the load average.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from plain_pytorch import CONFIGS
 
 import nstlib
 import nstlib.losses as L
+from nstlib.allocator import reusing_freed_memory
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -68,13 +72,21 @@ def fused_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Te
 
 
 @contextlib.contextmanager
-def patched(gram=None, mse=None):
-    saved = L.gram_matrix, L._mse
+def patched(gram=None, mse=None, allocator="default"):
+    """The losses of an earlier variant patched back in, and glibc's allocator left as it is
+    (``NSTLIB_ALLOCATOR=default``) unless ``allocator`` is None (nstlib's reuse of freed memory)."""
+    saved, env = (L.gram_matrix, L._mse), os.environ.get("NSTLIB_ALLOCATOR")
     L.gram_matrix, L._mse = gram or saved[0], mse or saved[1]
+    if allocator is not None:
+        os.environ["NSTLIB_ALLOCATOR"] = allocator
     try:
         yield
     finally:
         L.gram_matrix, L._mse = saved
+        if env is None:
+            os.environ.pop("NSTLIB_ALLOCATOR", None)
+        else:
+            os.environ["NSTLIB_ALLOCATOR"] = env
 
 
 class OutOfPlaceReLU(torch.nn.Module):
@@ -104,7 +116,7 @@ def bound(ext, x, clock, n=3) -> float:
     return statistics.median(times[1:])
 
 
-VARIANTS = ("before", "gram", "mse", "relu", "direct", "now", "bf16")
+VARIANTS = ("before", "gram", "mse", "relu", "direct", "winograd", "now", "bf16")
 
 
 def levers_kind(a) -> dict:
@@ -119,20 +131,24 @@ def levers_kind(a) -> dict:
     plain = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, winograd=False))
     fast = relu_out_of_place(nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev))
     direct = nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, winograd=False)
-    exts = {"before": plain, "gram": plain, "mse": plain, "relu": direct, "direct": direct,
-            "now": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev),
+    ours = nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev)
+    exts = {"before": plain, "gram": plain, "mse": plain, "relu": direct, "direct": direct, "winograd": ours,
+            "now": ours,
             "bf16": nstlib.VGGFeatures(layers=layers, weights="imagenet", device=dev, precision="bf16")}
     patches = {"before": dict(gram=old_gram, mse=old_mse), "gram": dict(mse=old_mse), "mse": dict(mse=fused_mse),
-               "relu": dict(mse=fused_mse)}  # the rest: as nstlib is
+               "relu": dict(mse=fused_mse), "now": dict(allocator=None), "bf16": dict(allocator=None)}
+    # the rest: as nstlib is, glibc's allocator as it is
     x = torch.rand(1, 3, *content.shape[-2:], device=dev, requires_grad=True)
     out = {"size": a.size, "steps": a.steps, "config": a.config, "clock": a.clock, "device": dev,
            "threads": torch.get_num_threads(), "load": [round(os.getloadavg()[0], 2)], "bound": [],
-           "bound_winograd": [],
+           "bound_winograd": [], "bound_now": [],
            **{v: [] for v in a.variants}, "final_loss": {}}
     for r in range(a.repeats):
         for v in (a.variants if r % 2 == 0 else a.variants[::-1]):  # interleaved, the order flipped
             out["bound"].append(bound(plain, x, clock))
             out["bound_winograd"].append(bound(fast, x, clock))
+            with reusing_freed_memory():
+                out["bound_now"].append(bound(ours, x, clock))
             stamps = []
             with patched(**patches.get(v, {})):
                 res = nstlib.stylize(content, style, extractor=exts[v], size=a.size, content_layers=cl,
@@ -168,16 +184,16 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     out = levers_kind(a)
-    b, bw = statistics.median(out["bound"]), statistics.median(out["bound_winograd"])
+    b, bw, bn = (statistics.median(out[k]) for k in ("bound", "bound_winograd", "bound_now"))
     print(f"{a.config} config, {a.size} px, {a.steps} steps x {a.repeats}, {a.clock} clock, "
           f"{out['threads']} threads, load average {out['load']}")
     print(f"  bound (fp32 network pass, direct convolutions, median of {len(out['bound'])}): {b:.4f} s; "
-          f"with Winograd's: {bw:.4f} s")
+          f"with Winograd's: {bw:.4f} s; nstlib's own (in-place ReLUs, Winograd, memory reused): {bn:.4f} s")
     a.variants = list(out["final_loss"])
     for v in a.variants:
         s = statistics.median(out[v])
         print(f"  {v:13s} {s:.4f} s/step  step/bound {s / b:.3f}  step/bound_winograd {s / bw:.3f}  "
-              f"final loss {out['final_loss'][v]:.5g}")
+              f"final loss {out['final_loss'][v]:.5g}" + (f"  step/bound_now {s / bn:.3f}" if v == "now" else ""))
     print("RESULT " + json.dumps(out))
 
 

@@ -111,7 +111,7 @@ def _plain(res: dict, plain_table: str) -> str:
             f"{plain_table}\n")
 
 
-LEVERS = ("before", "gram", "mse", "relu", "direct", "now", "bf16")  # benchmarks/levers.py VARIANTS
+LEVERS = ("before", "gram", "mse", "relu", "direct", "winograd", "now", "bf16")  # benchmarks/levers.py VARIANTS
 
 
 def _levers(res: dict) -> str:
@@ -122,18 +122,20 @@ def _levers(res: dict) -> str:
              "`mean((x - t) ** 2)`, out-of-place ReLUs); **gram** = the Gram matrix's own backward "
              "`(Ḡ + Ḡ^T) F / N` (one bmm); **mse** = fused `F.mse_loss`; **relu** = ReLUs in place where the "
              "convolution's output is not a tap; **direct** = the squared error as one `dot` and its backward as one "
-             "scaled difference, oneDNN's direct convolutions (as every variant before it); **now** = that with "
-             "Winograd's F(4x4, 3x3) from conv2_1 on (`nstlib.winograd`; nstlib as it is); **bf16** = now under "
+             "scaled difference, oneDNN's direct convolutions (as every variant before it); **winograd** = that with "
+             "Winograd's F(4x4, 3x3) from conv2_1 on (`nstlib.winograd`); **now** = that with freed memory kept "
+             "for reuse while the run lasts (`nstlib.allocator`; the variants before it leave glibc's allocator "
+             "as it is): nstlib as it is; **bf16** = now under "
              "bf16 autocast (its own loss, not fp32's). Step / bound: median seconds per step over the fp32 "
              "network pass cut at the deepest tap (out-of-place ReLUs, direct convolutions); the last column "
-             "puts *now* over the same pass with Winograd's convolutions (what the step adds to its own network "
-             "pass).", "",
+             "puts *now* over nstlib's own network pass (in-place ReLUs, Winograd, memory reused: what the step "
+             "adds to its own pass).", "",
              "| config | px | clock, threads | " + " | ".join(f"{v} step/bound" for v in LEVERS)
-             + " | now / Winograd bound | load |", "|" + "---|" * (len(LEVERS) + 5)]
+             + " | now / its own pass | load |", "|" + "---|" * (len(LEVERS) + 5)]
     for key, r in sorted(res["levers"].items()):
-        b = med(r["bound"])
+        b, own_pass = med(r["bound"]), r.get("bound_now") or r.get("bound_winograd")
         cells = [f"{med(r[v]) / b:.3f}" if r.get(v) else "-" for v in LEVERS]
-        own = f"{med(r['now']) / med(r['bound_winograd']):.3f}" if r.get("now") and r.get("bound_winograd") else "-"
+        own = f"{med(r['now']) / med(own_pass):.3f}" if r.get("now") and own_pass else "-"
         lines.append(f"| {r['config']} | {r['size']} | {r['clock']}, {r['threads']} | " + " | ".join(cells)
                      + f" | {own} | {r['load'][0]}-{r['load'][-1]} |")
     return "\n".join(lines) + "\n"
@@ -168,8 +170,8 @@ def _multiscale(res: dict) -> str:
     reach = m["multi_seconds_to_target"]
     return (f"Single scale: {m['steps']} L-BFGS steps at {m['size']} px, final loss {m['target_loss']:.4g} "
             f"in {m['single_seconds']:.1f} s. Coarse to fine: sides {m['sides']}, "
-            f"{m['coarse_steps']} steps at the coarse sides, then L-BFGS at {m['size']} px until the loss "
-            f"is at most the single-scale one: "
+            f"{m['coarse_steps']} steps at the coarse sides, then L-BFGS at {m['size']} px until the loss is at most "
+            "the single-scale one: "
             + (f"reached after {m['multi_full_size_steps']} full-size steps, {reach:.1f} s from the start "
                f"(coarse stages and every stage's setup included), {reach / m['single_seconds']:.2f} x the "
                "single-scale time." if reach is not None else "not reached.")
@@ -247,12 +249,11 @@ do not depend on the weights, the loss values do.
 
 ## Steps
 
-Per size, in a fresh process: **bound** = one forward + backward pass of the frozen VGG19 cut at
-relu5_1 (the deepest layer in use), channels-last, median of 3 per repeat; **L-BFGS / Adam
-s/step** = median time between consecutive steps of `stylize` (one step = one forward + backward
-of the objective, plus the optimizer); **fixed loss** = the higher of the two optimizers' final
-losses, so both reach it, and the seconds each took. Peak RSS covers the whole process (torch
-itself takes about 0.3 GB).
+Per size, in a fresh process: **bound** = one forward + backward pass of the frozen VGG19 cut at relu5_1 (the
+deepest layer in use), channels-last, freed memory reused as in a run (`nstlib.allocator`), median of 3 per repeat;
+**L-BFGS / Adam s/step** = median time between consecutive steps of `stylize` (one step = one forward + backward of
+the objective, plus the optimizer); **fixed loss** = the higher of the two optimizers' final losses, so both reach
+it, and the seconds each took. Peak RSS covers the whole process (torch itself takes about 0.3 GB).
 
 {steps_table}
 

@@ -9,6 +9,8 @@ Environment variables (read when nstlib is imported, never written):
 * ``NSTLIB_WEIGHTS=/path/to/vgg19.pth`` (or ``NSTLIB_WEIGHTS_VGG19``) -- a local VGG19 weight file to use
   for ``weights="imagenet"``; ``NSTLIB_WEIGHTS_VGG16`` -- the same for VGG16
   (:func:`nstlib.weights.weights_env`).
+* ``NSTLIB_ALLOCATOR=default`` -- leave glibc's allocator as it is while a run optimizes
+  (:mod:`nstlib.allocator`; by default freed memory is kept for reuse during a run).
 """
 from __future__ import annotations
 

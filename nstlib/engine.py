@@ -8,7 +8,8 @@ its gradient, keep the books (history, best image, snapshots, callback), and let
 take its step. L-BFGS is ``torch.optim.LBFGS(max_iter=1)`` stepped once per step, which gives the
 same iterates as one call with ``max_iter=steps`` (its early stops on small gradients or changes
 are switched off, so all ``steps`` run); Adam's step size decays x0.8 every 10% of the run
-(``torch.optim.lr_scheduler.LambdaLR``).
+(``torch.optim.lr_scheduler.LambdaLR``). While the loop runs, freed memory stays in the process
+for the next evaluation (:mod:`nstlib.allocator`, glibc only).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
+from .allocator import reusing_freed_memory
 from .errors import ImageError, check_choice
 from .lbfgs import BatchLBFGS
 from .spec import LBFGS_HISTORY, OPTIMIZERS, check_count, default_lr
@@ -148,60 +150,61 @@ def optimize(init: torch.Tensor, objective: Objective, *, optimizer: str = "lbfg
     snapshots: list[tuple[int, torch.Tensor]] = []
     opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=0)
     failures, stopped, t0 = 0, "done", time.perf_counter()
-    try:
-        for step in range(1, steps + 1):
-            new = controls(step) if controls is not None else None
-            if new and _changes(objective, new):  # 1. the weights in force for this step
-                objective.set_weights(**new)  # type: ignore[attr-defined]
-                best_total = math.inf  # losses under other weights do not compare
-                per_best = [math.inf] * x.shape[0]
-                if optimizer == "lbfgs":
-                    opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=step - 1)
-            with torch.no_grad():  # 2. project onto [0, 1]
-                x.clamp_(0.0, 1.0)
-            if x.grad is not None:
-                x.grad.zero_()
-            losses = evaluate(x)  # 3. loss and gradient
-            values, per, finite = _fetch(losses, x)  # the step's only host sync
-            if not finite:  # NaN/inf in the loss, its gradient or the image: roll back
-                failures += 1
-                with torch.no_grad():
-                    x.copy_(best)
-                lr *= 0.5
-                opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=step)
-                if failures == 1:
-                    warnings.warn(f"the loss, its gradient or the image became NaN/inf at step {step}; "
-                                  f"rolled back to the best image and halved the step size (lr={lr:g}"
-                                  + (", L-BFGS history restarted)" if optimizer == "lbfgs" else ")"),
-                                  RuntimeWarning, stacklevel=2)
-                if failures >= MAX_FAILURES:
-                    stopped = "diverged"
-                    warnings.warn(f"the optimization kept diverging ({failures} times); stopped at step {step} "
-                                  f"and returned the best image (step {best_step}). Lower lr or the loss weights",
-                                  RuntimeWarning, stacklevel=2)
-                    break
-                continue
-            history.append(_entry(step, values, per, objective, time.perf_counter() - t0))  # 4. books
-            for i, v in enumerate(per):  # a batch (nstlib.sweep): keep each image's best
-                if v < per_best[i]:
-                    per_best[i] = v
-                    best[i].copy_(x[i].detach())
-            if values["total"] < best_total:
-                best_total, best_step = values["total"], step
-                if not per:
-                    best.copy_(x.detach())
-            if step % every == 0 or step == steps:
-                snap = x.detach().to("cpu", copy=True)  # x is already clamped
-                snapshots.append((step, snap))
-                thin(snapshots)
-                stopped = _call(callback, step, snap, values)
-                if stopped != "done":
-                    break
-            opt.step(lambda: losses["total"])  # noqa: B023 (called at once)  5. the update, from x.grad
-            if schedule is not None:
-                schedule.step()
-    except KeyboardInterrupt:
-        stopped = "interrupted"
+    with reusing_freed_memory():  # the evaluations reuse each other's memory (nstlib.allocator)
+        try:
+            for step in range(1, steps + 1):
+                new = controls(step) if controls is not None else None
+                if new and _changes(objective, new):  # 1. the weights in force for this step
+                    objective.set_weights(**new)  # type: ignore[attr-defined]
+                    best_total = math.inf  # losses under other weights do not compare
+                    per_best = [math.inf] * x.shape[0]
+                    if optimizer == "lbfgs":
+                        opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=step - 1)
+                with torch.no_grad():  # 2. project onto [0, 1]
+                    x.clamp_(0.0, 1.0)
+                if x.grad is not None:
+                    x.grad.zero_()
+                losses = evaluate(x)  # 3. loss and gradient
+                values, per, finite = _fetch(losses, x)  # the step's only host sync
+                if not finite:  # NaN/inf in the loss, its gradient or the image: roll back
+                    failures += 1
+                    with torch.no_grad():
+                        x.copy_(best)
+                    lr *= 0.5
+                    opt, schedule = _make(optimizer, x, lr, steps, lbfgs_history, done=step)
+                    if failures == 1:
+                        warnings.warn(f"the loss, its gradient or the image became NaN/inf at step {step}; "
+                                      f"rolled back to the best image and halved the step size (lr={lr:g}"
+                                      + (", L-BFGS history restarted)" if optimizer == "lbfgs" else ")"),
+                                      RuntimeWarning, stacklevel=2)
+                    if failures >= MAX_FAILURES:
+                        stopped = "diverged"
+                        warnings.warn(f"the optimization kept diverging ({failures} times); stopped at step {step} "
+                                      f"and returned the best image (step {best_step}). Lower lr or the loss weights",
+                                      RuntimeWarning, stacklevel=2)
+                        break
+                    continue
+                history.append(_entry(step, values, per, objective, time.perf_counter() - t0))  # 4. books
+                for i, v in enumerate(per):  # a batch (nstlib.sweep): keep each image's best
+                    if v < per_best[i]:
+                        per_best[i] = v
+                        best[i].copy_(x[i].detach())
+                if values["total"] < best_total:
+                    best_total, best_step = values["total"], step
+                    if not per:
+                        best.copy_(x.detach())
+                if step % every == 0 or step == steps:
+                    snap = x.detach().to("cpu", copy=True)  # x is already clamped
+                    snapshots.append((step, snap))
+                    thin(snapshots)
+                    stopped = _call(callback, step, snap, values)
+                    if stopped != "done":
+                        break
+                opt.step(lambda: losses["total"])  # noqa: B023 (called at once)  5. the update, from x.grad
+                if schedule is not None:
+                    schedule.step()
+        except KeyboardInterrupt:
+            stopped = "interrupted"
     if not history and stopped == "done":
         stopped = "diverged"
         warnings.warn("no step gave a finite loss: nothing was optimized and the result is the initial image. "

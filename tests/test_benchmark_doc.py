@@ -64,7 +64,8 @@ def test_run_py_render_keeps_the_text_outside_the_markers(tmp_path):
 # ---- every script takes --device and --quick (parsed only: the smoke runs themselves take minutes here) ----
 
 SCRIPTS = {"run.py": [], "measure.py": ["steps", "64"], "plain_pytorch.py": ["64"], "levers.py": [],
-           "tiling.py": [], "load_memory.py": [], "playground_latency.py": [], "winograd_layers.py": []}
+           "tiling.py": [], "load_memory.py": [], "playground_latency.py": [], "winograd_layers.py": [],
+           "allocator.py": []}
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
