@@ -5,8 +5,8 @@ gradients: 16 MB each for 64 channels at 256 x 256, 64 MB at 512 x 512) and free
 glibc's ``malloc`` gives blocks above its mmap threshold straight back to the kernel and trims the
 top of its heap beyond its trim threshold (both at most 32 MB and 64 MB by its own adjustment), so
 the next evaluation writes to fresh pages and takes a page fault every 4 KB. On the 2-core machine
-of ``docs/benchmarks.md`` that cost about a third of an evaluation at 512 px
-(``benchmarks/allocator.py`` measures it).
+of ``docs/benchmarks.md`` an evaluation at 512 px took 5-39 % less time with the blocks kept, the
+plain PyTorch loop's 19-33 % (``benchmarks/allocator.py`` measures it).
 
 While :func:`nstlib.optimize` runs, :func:`reusing_freed_memory` raises both thresholds to
 :data:`RUN_THRESHOLD`, so those blocks stay in the process and the next evaluation reuses them.
