@@ -39,6 +39,7 @@ import os
 import statistics
 import time
 import warnings
+from unittest import mock
 
 import torch
 from common import add_options, sync  # benchmarks/common.py
@@ -75,18 +76,13 @@ def fused_mse(x: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Te
 def patched(gram=None, mse=None, allocator="default"):
     """The losses of an earlier variant patched back in, and glibc's allocator left as it is
     (``NSTLIB_ALLOCATOR=default``) unless ``allocator`` is None (nstlib's reuse of freed memory)."""
-    saved, env = (L.gram_matrix, L._mse), os.environ.get("NSTLIB_ALLOCATOR")
+    saved = L.gram_matrix, L._mse
     L.gram_matrix, L._mse = gram or saved[0], mse or saved[1]
-    if allocator is not None:
-        os.environ["NSTLIB_ALLOCATOR"] = allocator
     try:
-        yield
+        with mock.patch.dict(os.environ, {} if allocator is None else {"NSTLIB_ALLOCATOR": allocator}):
+            yield
     finally:
         L.gram_matrix, L._mse = saved
-        if env is None:
-            os.environ.pop("NSTLIB_ALLOCATOR", None)
-        else:
-            os.environ["NSTLIB_ALLOCATOR"] = env
 
 
 class OutOfPlaceReLU(torch.nn.Module):

@@ -52,12 +52,17 @@ def _glibc() -> ctypes.CDLL | None:
     return lib
 
 
+def _tunable_lib() -> ctypes.CDLL | None:
+    """glibc, unless ``NSTLIB_ALLOCATOR=default`` or the user set glibc's thresholds."""
+    if os.environ.get("NSTLIB_ALLOCATOR", "").strip().lower() == "default":
+        return None
+    return None if any(k in os.environ for k in _USER_SETTINGS) else _glibc()
+
+
 def tunable() -> bool:
     """Whether :func:`reusing_freed_memory` changes anything here: glibc, ``NSTLIB_ALLOCATOR`` not
     ``default``, and no ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` of the user's."""
-    if os.environ.get("NSTLIB_ALLOCATOR", "").strip().lower() == "default":
-        return False
-    return not any(k in os.environ for k in _USER_SETTINGS) and _glibc() is not None
+    return _tunable_lib() is not None
 
 
 @contextlib.contextmanager
@@ -65,7 +70,7 @@ def reusing_freed_memory() -> Iterator[bool]:
     """Keep freed blocks up to :data:`RUN_THRESHOLD` in the process for the duration of the block,
     then set glibc's ceilings and return the free memory to the system. Yields whether the
     allocator was tuned (see :func:`tunable`); a no-op elsewhere."""
-    lib = _glibc() if tunable() else None
+    lib = _tunable_lib()
     if lib is None:
         yield False
         return
